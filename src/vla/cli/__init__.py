@@ -1,0 +1,1 @@
+"""The `vla` command line: thin wiring of configs to library functions."""

@@ -1,0 +1,84 @@
+"""The narrow interface between simulators and everything else (collectors, evaluators, servers).
+
+Any simulator that offers this interface can be recorded, trained on and evaluated; nothing else in vla
+knows which simulator it talks to. It follows gymnasium: `reset(seed=...)` returns `(obs, info)` and
+`step(action)` returns `(obs, reward, terminated, truncated, info)`.
+
+Observation dict of every env (single step, no batch axis):
+    obs["images"]: dict camera name -> uint8 [Hi, Wi, 3]
+    obs["state"]: float32 [S], laid out by `env.embodiment.state_fields`
+    obs["instruction"]: str
+Info dict: info["success"] (bool) always; info["family"] (task family name) when the suite has families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from vla.registry import lookup
+from vla.spaces import Embodiment
+
+ObsDict = dict[str, Any]
+
+
+@runtime_checkable
+class Env(Protocol):
+    """One episode-based task environment (gymnasium-style)."""
+
+    embodiment: Embodiment
+    max_steps: int
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsDict, dict]: ...
+
+    def step(self, action: np.ndarray) -> tuple[ObsDict, float, bool, bool, dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class Expert(Protocol):
+    """A scripted demonstrator for one env; it may read privileged simulator state."""
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: ObsDict) -> np.ndarray: ...
+
+
+class Suite(Protocol):
+    """A family of related envs (e.g. the built-in `tabletop`), with splits for generalization tests."""
+
+    name: str
+    families: tuple[str, ...]
+    splits: tuple[str, ...]
+
+    def make(self, family: str, *, split: str = "train", **kwargs: Any) -> Env: ...
+
+    def expert(self, env: Env) -> Expert: ...
+
+
+_SUITES: dict[str, Callable[[], Suite]] = {}
+
+
+def register_suite(name: str, factory: Callable[[], Suite]) -> None:
+    """Makes a suite available by name; `factory` is called lazily (imports stay cheap)."""
+    _SUITES[name] = factory
+
+
+def list_suites() -> list[str]:
+    _load_builtin()
+    return sorted(_SUITES)
+
+
+def get_suite(name: str) -> Suite:
+    """Returns the suite called `name`, with a did-you-mean on a typo."""
+    _load_builtin()
+    return lookup(_SUITES, name, kind="suite")()
+
+
+def _load_builtin() -> None:
+    # Built-in suites register themselves on import; importing here keeps `vla.envs` import light.
+    import vla.envs.tabletop  # noqa: F401

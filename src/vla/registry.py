@@ -1,0 +1,26 @@
+"""Name lookup with a did-you-mean, shared by suites, presets and heads."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import TypeVar
+
+V = TypeVar("V")
+
+
+def lookup(table: Mapping[str, V], name: str, *, kind: str) -> V:
+    """Returns `table[name]`, or raises a KeyError that lists the choices and the closest match.
+
+    Args:
+        table: the known names.
+        name: the name asked for.
+        kind: what the names are ("suite", "preset", ...), for the message.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name must be a string, got {type(name).__name__}")
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(name, list(table), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise KeyError(f"unknown {kind} '{name}'.{hint} Known: {', '.join(sorted(table))}")

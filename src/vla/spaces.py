@@ -1,0 +1,203 @@
+"""Embodiments: what a robot accepts as actions, what its state vector holds, and its hard limits.
+
+An `Embodiment` is plain data (JSON round-trip). It travels inside every dataset and checkpoint so that
+a policy trained for one robot refuses to drive another, and the safety filter reads its limits from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ActionGroup:
+    """A named slice of an action vector, e.g. the arm's position deltas or the gripper.
+
+    Attributes:
+        name: e.g. "arm_pos", "arm_rot", "gripper", "joints", "base".
+        size: number of dimensions.
+        low, high: hard limits per dimension, in `units`.
+        units: e.g. "m", "rad", "fraction (0 open, 1 closed)".
+    """
+
+    name: str
+    size: int
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    units: str
+
+    def __post_init__(self) -> None:
+        if self.size <= 0:
+            raise ValueError(f"action group '{self.name}': size must be positive, got {self.size}")
+        if len(self.low) != self.size or len(self.high) != self.size:
+            raise ValueError(
+                f"action group '{self.name}': low/high need {self.size} values, got {len(self.low)}/{len(self.high)}"
+            )
+        if any(lo > hi for lo, hi in zip(self.low, self.high, strict=True)):
+            raise ValueError(f"action group '{self.name}': low must be <= high, got {self.low} > {self.high}")
+
+
+@dataclass(frozen=True)
+class ActionSpace:
+    """One action mode of a robot (e.g. end-effector delta pose, absolute joint targets)."""
+
+    name: str
+    groups: tuple[ActionGroup, ...]
+    description: str = ""
+
+    @property
+    def dim(self) -> int:
+        return sum(g.size for g in self.groups)
+
+    @property
+    def low(self) -> np.ndarray:
+        return np.concatenate([np.asarray(g.low, dtype=np.float32) for g in self.groups])
+
+    @property
+    def high(self) -> np.ndarray:
+        return np.concatenate([np.asarray(g.high, dtype=np.float32) for g in self.groups])
+
+    def slice(self, group: str) -> slice:
+        """Returns where `group` lies in the flat action vector."""
+        start = 0
+        for g in self.groups:
+            if g.name == group:
+                return slice(start, start + g.size)
+            start += g.size
+        raise KeyError(
+            f"action space '{self.name}' has no group '{group}'; groups: {[g.name for g in self.groups]}"
+        )
+
+
+@dataclass(frozen=True)
+class StateField:
+    """A named slice of the flat state vector."""
+
+    name: str
+    size: int
+    units: str
+
+
+@dataclass(frozen=True)
+class Embodiment:
+    """A robot as policies, datasets and the safety filter see it.
+
+    Attributes:
+        name: e.g. "panda_tabletop".
+        action_spaces: the action modes the robot accepts; the first is the default.
+        state_fields: layout of the flat state vector, in order.
+        cameras: camera names, in the order models see them.
+        image_size: (height, width) of every camera image.
+        control_hz: control rate in Hz (one action per step).
+        joint_low, joint_high: arm joint position limits (rad), for the safety filter.
+        max_joint_velocity: rad/s per joint.
+        workspace_low, workspace_high: end-effector position box (m) in the robot base frame.
+        gripper_range: (open, closed) command values.
+    """
+
+    name: str
+    action_spaces: tuple[ActionSpace, ...]
+    state_fields: tuple[StateField, ...]
+    cameras: tuple[str, ...]
+    image_size: tuple[int, int]
+    control_hz: float
+    joint_low: tuple[float, ...]
+    joint_high: tuple[float, ...]
+    max_joint_velocity: tuple[float, ...]
+    workspace_low: tuple[float, float, float]
+    workspace_high: tuple[float, float, float]
+    gripper_range: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if not self.action_spaces:
+            raise ValueError(f"embodiment '{self.name}' declares no action space")
+        n = len(self.joint_low)
+        if len(self.joint_high) != n or len(self.max_joint_velocity) != n:
+            raise ValueError(f"embodiment '{self.name}': joint limits and velocities must have one length")
+        if self.control_hz <= 0:
+            raise ValueError(f"embodiment '{self.name}': control_hz must be positive, got {self.control_hz}")
+
+    @property
+    def state_dim(self) -> int:
+        return sum(f.size for f in self.state_fields)
+
+    def action_space(self, name: str | None = None) -> ActionSpace:
+        """Returns the named action space (the default one when `name` is None)."""
+        if name is None:
+            return self.action_spaces[0]
+        for space in self.action_spaces:
+            if space.name == name:
+                return space
+        raise KeyError(
+            f"embodiment '{self.name}' has no action space '{name}'; "
+            f"available: {[s.name for s in self.action_spaces]}"
+        )
+
+    def state_slice(self, name: str) -> slice:
+        """Returns where field `name` lies in the flat state vector."""
+        start = 0
+        for f in self.state_fields:
+            if f.name == name:
+                return slice(start, start + f.size)
+            start += f.size
+        raise KeyError(
+            f"embodiment '{self.name}' has no state field '{name}'; fields: {[f.name for f in self.state_fields]}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Embodiment:
+        try:
+            spaces = tuple(
+                ActionSpace(
+                    name=s["name"],
+                    groups=tuple(
+                        ActionGroup(g["name"], int(g["size"]), tuple(g["low"]), tuple(g["high"]), g["units"])
+                        for g in s["groups"]
+                    ),
+                    description=s.get("description", ""),
+                )
+                for s in d["action_spaces"]
+            )
+            fields = tuple(StateField(f["name"], int(f["size"]), f["units"]) for f in d["state_fields"])
+            return cls(
+                name=d["name"],
+                action_spaces=spaces,
+                state_fields=fields,
+                cameras=tuple(d["cameras"]),
+                image_size=(int(d["image_size"][0]), int(d["image_size"][1])),
+                control_hz=float(d["control_hz"]),
+                joint_low=tuple(d["joint_low"]),
+                joint_high=tuple(d["joint_high"]),
+                max_joint_velocity=tuple(d["max_joint_velocity"]),
+                workspace_low=(
+                    float(d["workspace_low"][0]),
+                    float(d["workspace_low"][1]),
+                    float(d["workspace_low"][2]),
+                ),
+                workspace_high=(
+                    float(d["workspace_high"][0]),
+                    float(d["workspace_high"][1]),
+                    float(d["workspace_high"][2]),
+                ),
+                gripper_range=(float(d["gripper_range"][0]), float(d["gripper_range"][1])),
+            )
+        except KeyError as e:
+            raise ValueError(f"embodiment description is missing key {e}") from e
+
+    def compatible_with(self, other: Embodiment) -> list[str]:
+        """Returns the reasons `other` cannot run a policy made for this embodiment (empty if it can)."""
+        problems = []
+        if self.action_spaces[0].dim != other.action_spaces[0].dim:
+            problems.append(f"action dim {self.action_spaces[0].dim} != {other.action_spaces[0].dim}")
+        if self.state_dim != other.state_dim:
+            problems.append(f"state dim {self.state_dim} != {other.state_dim}")
+        missing = [c for c in self.cameras if c not in other.cameras]
+        if missing:
+            problems.append(f"cameras {missing} missing (has {list(other.cameras)})")
+        return problems
