@@ -1,9 +1,140 @@
-"""`vla` commands of the runtime area."""
+"""`vla` commands of the runtime area: `vla serve`, `vla export`, `vla bench latency`."""
 
 from __future__ import annotations
+
+import json
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+class Backend(StrEnum):
+    eager = "eager"
+    compile = "compile"
+    int8 = "int8"
+    onnx = "onnx"
+
+
+class ExportFormat(StrEnum):
+    onnx = "onnx"
+
+
+def serve(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoint directory")],
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    host: Annotated[
+        str, typer.Option("--host", help="interface; 0.0.0.0 exposes it to the network")
+    ] = "127.0.0.1",
+    token: Annotated[
+        str | None, typer.Option("--token", help="require 'Authorization: Api-Key <token>'")
+    ] = None,
+    backend: Annotated[Backend, typer.Option("--backend")] = Backend.eager,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="inference threads")] = 1,
+    min_confidence: Annotated[
+        float | None, typer.Option("--min-confidence", help="hold when the policy's confidence is lower")
+    ] = None,
+    unsafe_no_filter: Annotated[
+        bool, typer.Option("--unsafe-no-filter", help="serve raw model actions, WITHOUT the safety filter")
+    ] = False,
+) -> None:
+    """Serves a checkpoint over websockets (openpi wire protocol; openpi-client works unchanged)."""
+    from vla.runtime.engine import Engine, EngineConfig
+    from vla.runtime.safety import SafetyConfig
+    from vla.runtime.server import PolicyServer, ServeConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = Engine.from_checkpoint(checkpoint, EngineConfig(backend=backend.value, num_threads=threads))
+    cfg = ServeConfig(
+        host=host,
+        port=port,
+        token=token,
+        safety=SafetyConfig(min_confidence=min_confidence),
+        unsafe_no_filter=unsafe_no_filter,
+    )
+    server = PolicyServer(engine, engine.spec, cfg)
+    meta = server.metadata()
+    typer.echo(
+        f"serving {checkpoint} ({meta['policy_name']}, backend {backend.value}) on ws://{host}:{port} "
+        f"action_shape={meta['action_shape']} safety_filter={'ON' if not unsafe_no_filter else 'OFF (unsafe)'}"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+def export(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoint directory")],
+    out: Annotated[Path, typer.Option("--out", help="output file, e.g. model.onnx")],
+    format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.onnx,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="compare with PyTorch")] = True,
+) -> None:
+    """Exports a checkpoint to ONNX (robot units in and out; instruction embedding as an input)."""
+    import numpy as np
+
+    from vla.runtime.bench import example_request
+    from vla.runtime.engine import Engine
+    from vla.runtime.onnx_export import ATOL, OnnxRunner, export_onnx
+    from vla.types import Observation
+
+    engine = Engine.from_checkpoint(checkpoint)
+    try:
+        export_onnx(engine.policy, out)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--checkpoint") from e
+    typer.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    if check:
+        req = example_request(engine)
+        obs = Observation(
+            images={c: req[f"images/{c}"] for c in engine.spec.cameras},
+            state=req["state"],
+            instruction=req["prompt"],
+        )
+        ref = engine.predict(obs).actions
+        got = OnnxRunner(engine.policy, out).predict(obs).actions
+        err = float(np.abs(got - ref).max())
+        status = "OK" if err <= ATOL else "MISMATCH"
+        typer.echo(f"onnxruntime vs PyTorch: max |diff| = {err:.2e} (tolerance {ATOL:.0e}) {status}")
+        if err > ATOL:
+            raise typer.Exit(1)
+
+
+def latency(
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="checkpoint dir (default: untrained default preset)")
+    ] = None,
+    backends: Annotated[str, typer.Option("--backends", help="comma-separated")] = "eager,compile,int8,onnx",
+    calls: Annotated[int, typer.Option("--calls", min=1)] = 200,
+    threads: Annotated[int, typer.Option("--threads", min=1)] = 1,
+    server_calls: Annotated[int, typer.Option("--server-calls", min=0)] = 200,
+    server_backend: Annotated[Backend, typer.Option("--server-backend")] = Backend.eager,
+    load_clients: Annotated[int, typer.Option("--load-clients", min=0)] = 16,
+    load_seconds: Annotated[float, typer.Option("--load-seconds", min=0.1)] = 3.0,
+) -> None:
+    """Per-call latency of each engine backend and over the loopback server; ends with a JSON line."""
+    from vla.runtime.bench import LatencyConfig, format_table, run_latency
+
+    cfg = LatencyConfig(
+        backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+        calls=calls,
+        num_threads=threads,
+        server_calls=server_calls,
+        server_backend=server_backend.value,
+        load_clients=load_clients,
+        load_seconds=load_seconds,
+    )
+    if checkpoint is None:
+        typer.echo("no --checkpoint: timing an UNTRAINED default-preset policy built in a temp dir")
+    rows, summary = run_latency(checkpoint, cfg)
+    typer.echo(format_table(rows))
+    typer.echo(json.dumps(summary, sort_keys=True))
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Adds this area's commands to the root app and the `vla bench` group."""
+    app.command("serve")(serve)
+    app.command("export")(export)
+    bench.command("latency")(latency)

@@ -1,9 +1,165 @@
-"""`vla` commands of the train area."""
+"""`vla train`, `vla eval` and `vla demo`: thin wiring of configs to `vla.train`, `vla.evaluate`, `vla.demo`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+Opt = typer.Option
+
+
+def _fail(e: Exception) -> None:
+    typer.secho(f"error: {e}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def train_cmd(
+    dataset: Annotated[Path, typer.Argument(help="HDF5 dataset (from `vla collect` or `vla data import`)")],
+    preset: Annotated[str, Opt(help="policy preset (`vla models list`)")] = "default",
+    out: Annotated[Path, Opt(help="run directory")] = Path("runs/train"),
+    steps: Annotated[int | None, Opt(help="optimizer steps")] = None,
+    batch_size: Annotated[int | None, Opt(help="global batch size")] = None,
+    lr: Annotated[float | None, Opt(help="peak learning rate")] = None,
+    families: Annotated[str | None, Opt(help="comma-separated task families to train on")] = None,
+    time_budget: Annotated[float | None, Opt("--time-budget", help="stop after this many seconds")] = None,
+    policy: Annotated[
+        list[str] | None, Opt("--policy", "-p", help="policy override key=value (repeatable)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, Opt("--set", "-s", help="any TrainConfig field key=value (repeatable)")
+    ] = None,
+    resume: Annotated[bool, Opt(help="continue the run in --out bit-for-bit")] = False,
+    device: Annotated[str, Opt(help="cpu or cuda")] = "cpu",
+) -> None:
+    """Train a policy on a dataset (works under `torchrun --nproc_per_node=N` too)."""
+    from vla.config import TrainConfig, apply_overrides
+    from vla.train import build_policy_config, train
+
+    try:
+        if not dataset.is_file():
+            raise FileNotFoundError(
+                f"dataset {dataset} does not exist (collect one with `vla collect tabletop`)"
+            )
+        sets = list(set_ or [])
+        for key, value in (
+            ("steps", steps),
+            ("batch_size", batch_size),
+            ("lr", lr),
+            ("families", families),
+            ("time_budget_s", time_budget),
+        ):
+            if value is not None:
+                sets.append(f"{key}={value}")
+        cfg = TrainConfig(
+            dataset=str(dataset), out=str(out), preset=preset, policy_overrides=tuple(policy or ())
+        )
+        cfg = apply_overrides(cfg, sets)
+        build_policy_config(cfg)  # bad preset names or overrides fail here, before any data is read
+    except (ValueError, KeyError, FileNotFoundError, TypeError) as e:
+        _fail(e)
+    try:
+        summary = train(cfg, resume=resume, device=device)
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        _fail(e)
+    typer.echo(json.dumps(summary))
+
+
+def eval_cmd(
+    checkpoint: Annotated[Path, Opt(help="checkpoint directory")],
+    suite: Annotated[str, Opt(help="simulator suite")] = "tabletop",
+    split: Annotated[str, Opt(help="train | unseen | paraphrase | randomized")] = "train",
+    episodes_per_task: Annotated[int, Opt(help="episodes per task family")] = 10,
+    families: Annotated[str | None, Opt(help="comma-separated families (default: all)")] = None,
+    workers: Annotated[int, Opt(help="parallel rollout processes")] = 2,
+    seed: Annotated[int, Opt(help="seed of episode 0")] = 100_000,
+    controller: Annotated[str, Opt(help="chunk | ensemble")] = "chunk",
+    execute_steps: Annotated[int, Opt(help="actions per chunk before re-planning (0: half the chunk)")] = 0,
+    out: Annotated[Path | None, Opt(help="output directory (default: <checkpoint>/../eval_<split>)")] = None,
+    unsafe_no_filter: Annotated[
+        bool, Opt("--unsafe-no-filter", help="run WITHOUT the safety filter")
+    ] = False,
+) -> None:
+    """Roll a checkpoint out in simulation; print the success table, write results.json and report.html."""
+    from vla.config import EvalConfig
+    from vla.evaluate import evaluate
+
+    try:
+        if not (checkpoint / "config.json").is_file():
+            raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
+        cfg = EvalConfig(
+            checkpoint=str(checkpoint),
+            suite=suite,
+            split=split,
+            families=tuple(f for f in (families or "").split(",") if f),
+            episodes_per_task=episodes_per_task,
+            workers=workers,
+            seed=seed,
+            controller=controller,
+            execute_steps=execute_steps,
+            safety=not unsafe_no_filter,
+            out=str(out or checkpoint.parent / f"eval_{split}"),
+        )
+        results = evaluate(cfg)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        _fail(e)
+    print_results(results)
+
+
+def print_results(results: dict) -> None:
+    """The per-family success table, then one JSON line with the headline numbers."""
+    typer.echo(f"{'family':<16}{'success':>9}{'95% CI':>14}{'episodes':>10}{'length':>8}{'jerk':>8}")
+    for fam, v in results["per_family"].items():
+        ci = f"{100 * v['ci95'][0]:.0f}-{100 * v['ci95'][1]:.0f}%"
+        typer.echo(
+            f"{fam:<16}{100 * v['success_rate']:>8.1f}%{ci:>14}{v['episodes']:>10}{v['episode_length']:>8.1f}{v['jerk']:>8.2f}"
+        )
+    typer.echo(f"{'overall':<16}{100 * results['success_rate']:>8.1f}%")
+    typer.echo(f"report: {Path(results['config']['out']) / 'report.html'}")
+    headline = {
+        k: results[k]
+        for k in ("success_rate", "success_rate_per_family", "latency_ms", "safety_interventions", "split")
+    }
+    typer.echo(json.dumps(headline))
+
+
+def demo_cmd(
+    out: Annotated[Path, Opt(help="output directory")] = Path("runs/demo"),
+    families: Annotated[str | None, Opt(help="comma-separated task families (default: the demo's)")] = None,
+    episodes_per_task: Annotated[int | None, Opt(help="expert demos per family")] = None,
+    steps: Annotated[int | None, Opt(help="training steps")] = None,
+    time_budget: Annotated[float | None, Opt("--time-budget", help="training time limit in seconds")] = None,
+    eval_episodes: Annotated[int | None, Opt(help="evaluation episodes per family")] = None,
+    workers: Annotated[int, Opt(help="parallel processes for collection and evaluation")] = 2,
+) -> None:
+    """Collect demos in `tabletop`, train the default policy, evaluate it, print the table and the report path."""
+    import dataclasses
+
+    from vla.demo import DemoConfig, run_demo
+
+    changes = {
+        k: v
+        for k, v in {
+            "families": tuple(f for f in families.split(",") if f) if families else None,
+            "episodes_per_task": episodes_per_task,
+            "steps": steps,
+            "time_budget_s": time_budget,
+            "eval_episodes": eval_episodes,
+        }.items()
+        if v is not None
+    }
+    try:
+        cfg = dataclasses.replace(DemoConfig(out=str(out), workers=workers), **changes)
+        results = run_demo(cfg, say=typer.echo)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        _fail(e)
+    print_results(results)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    """Adds this area's commands to the root app and the `vla bench` group."""
+    """Adds `train`, `eval` and `demo` to the root app."""
+    app.command("train")(train_cmd)
+    app.command("eval")(eval_cmd)
+    app.command("demo")(demo_cmd)

@@ -1,0 +1,249 @@
+"""Scripted experts for every tabletop family: closed-loop waypoints + IK, reading privileged state.
+
+An expert is a small state machine of phases ("move above the object", "descend", "close", ...). Each
+phase names a TCP waypoint, recomputed every step from the live object poses (so a nudged object is
+followed), a gripper command, and a tolerance; the action is the clipped step toward the waypoint in
+`ee_delta` form (converted to joint targets through the env's IK in `joint_pos` mode). Small per-episode
+offsets and per-step action noise, drawn from the episode seed, make demonstrations diverse yet
+reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla.envs.tabletop import objects as obj
+from vla.envs.tabletop import tasks
+from vla.envs.tabletop.embodiment import MAX_DPOS, MAX_DROT
+from vla.envs.tabletop.env import TabletopEnv
+from vla.envs.tabletop.ik import rotation_error
+
+CARRY_Z = 0.15  # m, TCP height while carrying: clears the bowl's 4 cm wall with any held object
+HOVER = 0.09  # m, above the object's centre before descending
+DOWN = np.diag([1.0, -1.0, -1.0])  # TCP orientation pointing down with yaw 0
+
+
+@dataclass
+class Phase:
+    """One stage of a script.
+
+    Attributes:
+        name: for debugging and tests.
+        waypoint: returns the TCP target (m, [3]) from the env's live state.
+        gripper: 0 open, 1 closed.
+        tol: distance (m) at which the phase is done; None means "after `steps` steps".
+        steps: the phase's step budget (it ends after this many steps even if not converged).
+        max_step: largest TCP move per step (m), lower for pushing and placing.
+    """
+
+    name: str
+    waypoint: Callable[[], np.ndarray]
+    gripper: float
+    tol: float | None
+    steps: int
+    max_step: float = MAX_DPOS
+
+
+def _rz(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+class TabletopExpert:
+    """Scripted demonstrator for a `TabletopEnv` (any family, any split, either action mode)."""
+
+    def __init__(self, env: TabletopEnv, *, noise: float = 0.002) -> None:
+        if not isinstance(env, TabletopEnv):
+            raise TypeError(f"TabletopExpert needs a TabletopEnv, got {type(env).__name__}")
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.env = env
+        self.noise = noise
+        self._episode = -1
+        self._phases: list[Phase] = []
+        self._phase = 0
+        self._phase_steps = 0
+        self._yaw = 0.0
+        self._rng = np.random.default_rng(0)
+        self._spot: np.ndarray | None = None
+        self._spot_episode = -1
+
+    def reset(self) -> None:
+        """Plans for the env's current episode (call after `env.reset`)."""
+        env = self.env
+        if env.task is None:
+            raise RuntimeError("TabletopExpert.reset called before env.reset()")
+        self._episode = env.episode_index
+        # Its own stream, derived from the episode seed: the same seed gives the same demonstration.
+        self._rng = np.random.default_rng([int(env.episode_meta["seed"]), 7])
+        self._phases = self._plan(env.task)
+        self._phase = 0
+        self._phase_steps = 0
+
+    @property
+    def phase(self) -> str:
+        """Name of the current phase ("done" when the script has finished)."""
+        return self._phases[self._phase].name if self._phase < len(self._phases) else "done"
+
+    def act(self, obs: dict) -> np.ndarray:
+        """Returns the next action (float32, in the env's action mode) for observation `obs`."""
+        if self._episode != self.env.episode_index:
+            self.reset()
+        env = self.env
+        pos, mat = env.tcp_pose()
+        while self._phase < len(self._phases):
+            ph = self._phases[self._phase]
+            target = ph.waypoint()
+            done_by_tol = ph.tol is not None and np.linalg.norm(target - pos) < ph.tol
+            if done_by_tol or self._phase_steps >= ph.steps:
+                self._phase += 1
+                self._phase_steps = 0
+                continue
+            break
+        if self._phase >= len(self._phases):
+            target, gripper, max_step = pos, self._phases[-1].gripper, MAX_DPOS
+        else:
+            ph = self._phases[self._phase]
+            target, gripper, max_step = ph.waypoint(), ph.gripper, ph.max_step
+            self._phase_steps += 1
+        delta = target - pos
+        norm = float(np.linalg.norm(delta))
+        if norm > max_step:
+            delta *= max_step / norm
+        delta += self._rng.normal(0.0, self.noise, 3) * (norm > 0.01)
+        rot = rotation_error(_rz(self._yaw) @ DOWN, mat)
+        action = np.concatenate(
+            [np.clip(delta, -MAX_DPOS, MAX_DPOS), np.clip(rot, -MAX_DROT, MAX_DROT), [gripper]]
+        )
+        if env.action_mode == "joint_pos":
+            return env.ee_delta_to_joint_pos(action)
+        return action.astype(np.float32)
+
+    # ------------------------------------------------------------------ scripts
+    def _plan(self, spec: tasks.EpisodeSpec) -> list[Phase]:
+        env = self.env
+        t = spec.target
+        half = obj.SHAPE_SPECS[t[1]].half_height
+        jitter = self._rng.normal(0.0, 0.002, 3)
+        jitter[2] = 0.0
+        self._yaw = self._grasp_yaw(t) if t[1] == "block" else 0.0
+
+        def at_obj(dz: float) -> Callable[[], np.ndarray]:
+            return lambda: env.object_position(t) + jitter + np.array([0.0, 0.0, dz])
+
+        grasp_dz = max(0.018 - half, 0.0)  # TCP at the centre, but never low enough to hit the table
+        pick = [
+            Phase("above", lambda: self._above(t), 0.0, 0.02, 25),
+            Phase("descend", at_obj(grasp_dz), 0.0, 0.008, 15, 0.04),
+            Phase("close", at_obj(grasp_dz), 1.0, None, 4),
+        ]
+        if spec.family == "pick_up":
+            return [*pick, Phase("lift", lambda: self._lifted(t, 0.17), 1.0, 0.01, 30)]
+        if spec.family == "touch":
+            self._yaw = 0.0
+            # The closed finger tips sit 12 mm below the TCP: aim them 6 mm into the object's top.
+            return [
+                Phase("above", lambda: self._above(t), 1.0, 0.02, 25),
+                Phase("press", at_obj(half + 0.006), 1.0, 0.004, 20, 0.02),
+            ]
+        if spec.family == "push":
+            assert spec.direction is not None
+            d = np.array([*tasks.DIRECTION_VECTORS[spec.direction], 0.0])
+            start = env.object_position(t)
+            self._yaw = 0.0
+            behind = start - d * (obj.SHAPE_SPECS[t[1]].radius + 0.035)
+            behind[2] = 0.02
+            goal = start + d * (tasks.PUSH_DISTANCE + 0.03)
+            goal[2] = 0.02
+            return [
+                Phase("above", lambda: behind + np.array([0.0, 0.0, 0.08]), 1.0, 0.015, 25),
+                Phase("descend", lambda: behind, 1.0, 0.006, 15, 0.04),
+                Phase("push", lambda: goal + d * 0.0, 1.0, 0.006, 30, 0.025),
+                Phase("retreat", lambda: goal + np.array([0.0, 0.0, 0.1]), 0.0, 0.02, 10),
+            ]
+        # put_in, stack, move_next_to: pick, carry over the destination, lower, release, retreat.
+        dest, release_z = self._destination(spec)
+        carry = [
+            Phase("lift", lambda: self._lifted(t, CARRY_Z), 1.0, 0.02, 15),
+            Phase("carry", lambda: self._holding_target(t, dest(), CARRY_Z), 1.0, 0.01, 30),
+            Phase("lower", lambda: self._holding_target(t, dest(), release_z), 1.0, 0.005, 20, 0.03),
+            Phase("release", lambda: self._holding_target(t, dest(), release_z), 0.0, None, 4),
+            Phase(
+                "retreat",
+                lambda: env.tcp_pose()[0] * np.array([1, 1, 0]) + np.array([0, 0, CARRY_Z]),
+                0.0,
+                0.02,
+                15,
+            ),
+        ]
+        return pick + carry
+
+    def _above(self, key: tuple[str, str]) -> np.ndarray:
+        p = self.env.object_position(key)
+        return np.array([p[0], p[1], max(p[2] + HOVER, 0.1)])
+
+    def _lifted(self, key: tuple[str, str], z: float) -> np.ndarray:
+        pos = self.env.tcp_pose()[0]
+        return np.array([pos[0], pos[1], z])
+
+    def _holding_target(self, key: tuple[str, str], dest_xy: np.ndarray, obj_z: float) -> np.ndarray:
+        """TCP target that brings the held object's centre to (dest_xy, obj_z), using its grasp offset."""
+        offset = self.env.object_position(key) - self.env.tcp_pose()[0]
+        return np.array([dest_xy[0] - offset[0], dest_xy[1] - offset[1], obj_z - offset[2]])
+
+    def _grasp_yaw(self, key: tuple[str, str]) -> float:
+        """TCP yaw in [-π/4, π/4] that aligns the fingers' closing axis with a block face."""
+        yaw = self.env.object_yaw(key)
+        return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+    def _destination(self, spec: tasks.EpisodeSpec) -> tuple[Callable[[], np.ndarray], float]:
+        """Returns (live xy of where the object goes, height of its centre at release)."""
+        env = self.env
+        half = obj.SHAPE_SPECS[spec.target[1]].half_height
+        if spec.family == "put_in":
+            assert spec.container is not None
+            c = obj.CONTAINERS[spec.container]
+            xy = np.asarray(spec.containers[spec.container]) + self._rng.normal(0.0, 0.004, 2)
+            return (lambda: xy), c.top + half + 0.02
+        if spec.family == "stack":
+            assert spec.other is not None
+            base = spec.other
+            top = 2 * obj.SHAPE_SPECS[base[1]].half_height
+            return (lambda: env.object_position(base)[:2]), top + half + 0.006
+        assert spec.other is not None
+        return (lambda: self._free_spot_next_to(spec)), half + 0.006
+
+    def _free_spot_next_to(self, spec: tasks.EpisodeSpec) -> np.ndarray:
+        """A point beside the reference object, clear of everything else, preferring the near side."""
+        if self._spot is not None and self._spot_episode == self.env.episode_index:
+            return self._spot
+        env = self.env
+        assert spec.other is not None
+        ref = env.object_position(spec.other)[:2]
+        me = env.object_position(spec.target)[:2]
+        dist = obj.SHAPE_SPECS[spec.target[1]].radius + obj.SHAPE_SPECS[spec.other[1]].radius + 0.025
+        obstacles = [
+            (env.object_position(k)[:2], obj.SHAPE_SPECS[k[1]].radius)
+            for k in spec.objects
+            if k not in (spec.target, spec.other)
+        ] + [(np.asarray(xy), obj.CONTAINERS[n].radius) for n, xy in spec.containers.items()]
+        best, best_score = ref, -np.inf
+        for ang in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+            cand = ref + dist * np.array([np.cos(ang), np.sin(ang)])
+            clearance = (
+                min([np.linalg.norm(cand - p) - r for p, r in obstacles] + [0.2])
+                - obj.SHAPE_SPECS[spec.target[1]].radius
+            )
+            inside = bool(
+                np.all(cand > np.asarray(tasks.REGION_LOW) - 0.03)
+                and np.all(cand < np.asarray(tasks.REGION_HIGH) + 0.03)
+            )
+            score = min(clearance, 0.05) * 10 - 0.2 * np.linalg.norm(cand - me) - (0 if inside else 1)
+            if score > best_score:
+                best, best_score = cand, score
+        self._spot = best
+        self._spot_episode = env.episode_index
+        return best

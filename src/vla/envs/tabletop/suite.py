@@ -1,0 +1,72 @@
+"""The `tabletop` suite object: builds envs by family and split, and their scripted experts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vla.envs.tabletop.embodiment import make_embodiment
+from vla.envs.tabletop.env import TabletopEnv
+from vla.envs.tabletop.expert import TabletopExpert
+from vla.envs.tabletop.tasks import FAMILIES, SPLITS
+from vla.registry import lookup
+from vla.spaces import Embodiment
+
+
+class TabletopSuite:
+    """Six language-conditioned manipulation families on one table, with four evaluation splits.
+
+    Splits: `train` (train colour×shape pairs, train templates), `unseen` (held-out pairs as the
+    target), `paraphrase` (held-out instruction templates), `randomized` (domain randomization).
+    """
+
+    name = "tabletop"
+    families: tuple[str, ...] = FAMILIES
+    splits: tuple[str, ...] = SPLITS
+
+    def make(
+        self,
+        family: str,
+        *,
+        split: str = "train",
+        image_size: tuple[int, int] = (96, 96),
+        action_mode: str = "ee_delta",
+        randomize: bool = False,
+        **kwargs: Any,
+    ) -> TabletopEnv:
+        """Returns a new env of `family` for `split`.
+
+        Args:
+            family: one of `families` (a typo gets a did-you-mean).
+            split: one of `splits`.
+            image_size: (height, width) of both camera images.
+            action_mode: "ee_delta" (default, 7-D) or "joint_pos" (8-D).
+            randomize: domain randomization on any split (always on for `randomized`).
+        """
+        if kwargs:
+            raise TypeError(f"tabletop.make got unexpected options {sorted(kwargs)}")
+        lookup({f: f for f in self.families}, family, kind="tabletop family")
+        lookup({s: s for s in self.splits}, split, kind="tabletop split")
+        return TabletopEnv(
+            family, split=split, image_size=image_size, action_mode=action_mode, randomize=randomize
+        )
+
+    def expert(self, env: Any) -> TabletopExpert:
+        """Returns the scripted expert for `env` (call `expert.reset()` after each `env.reset`)."""
+        return TabletopExpert(env)
+
+    def embodiment(self, image_size: tuple[int, int] = (96, 96)) -> Embodiment:
+        """Returns the robot description shared by every tabletop env."""
+        return make_embodiment(image_size)
+
+    def example_instructions(self, family: str) -> list[str]:
+        """Returns one train-template instruction per template of `family` (for listings and docs)."""
+        from vla.envs.tabletop.language import TRAIN_TEMPLATES, fill
+
+        slots = {
+            "obj": "red block",
+            "base": "blue block",
+            "ref": "green ball",
+            "container": "bowl",
+            "direction": "left",
+        }
+        return [fill(t, slots) for t in lookup(TRAIN_TEMPLATES, family, kind="tabletop family")]

@@ -1,0 +1,253 @@
+"""Evaluate any policy checkpoint in any registered suite: rollouts in parallel workers -> metrics.
+
+Metrics per task family and overall: success rate with a 95% Wilson interval, episode length, trajectory
+jerk of the end effector (m/s^3, lower is smoother), policy latency per model call (median / p95) and
+safety-filter interventions. The policy runs exactly as deployed: chunk broker or temporal ensembler from
+`vla.runtime.chunking`, then the safety filter from `vla.runtime.safety` (on unless turned off).
+Deterministic given the seeds: episode i of every family uses seed `cfg.seed + i`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla.config import EvalConfig
+from vla.types import ActionChunk, Observation
+
+_WORKER: dict[str, Any] = {}
+
+
+@dataclass
+class EpisodeResult:
+    """What one rollout produced (frames only for episodes recorded as video)."""
+
+    family: str
+    seed: int
+    instruction: str
+    success: bool
+    length: int
+    jerk: float
+    latencies_ms: list[float]
+    interventions: int
+    frames: list[np.ndarray] = field(default_factory=list)
+    first_obs: dict[str, Any] | None = None
+
+
+class _TimedPolicy:
+    """Records the wall time of every model call made through it."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.config = policy.config
+        self.latencies_ms: list[float] = []
+
+    def predict(self, obs: Observation) -> ActionChunk:
+        t0 = time.perf_counter()
+        out = self.policy.predict(obs)
+        self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate (well-behaved at 0 and 1, unlike the normal one)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def trajectory_jerk(positions: np.ndarray, hz: float) -> float:
+    """Mean norm of the third finite difference of positions float [N, 3], in m/s^3 (0 if N < 4)."""
+    if len(positions) < 4:
+        return 0.0
+    d3 = np.diff(positions, n=3, axis=0) * hz**3  # (N-3, 3)
+    return float(np.linalg.norm(d3, axis=1).mean())
+
+
+# ------------------------------------------------------------------------------------------ workers
+def _init_worker(checkpoint: str, threads: int) -> None:
+    import torch
+
+    from vla.models import Policy
+
+    torch.set_num_threads(threads)
+    _WORKER["policy"] = Policy.from_pretrained(checkpoint)
+    _WORKER["envs"] = {}
+
+
+def _env(suite_name: str, family: str, split: str, image_size: tuple[int, int]) -> Any:
+    key = (suite_name, family, split)
+    if key not in _WORKER["envs"]:
+        from vla.envs import get_suite
+
+        _WORKER["envs"][key] = get_suite(suite_name).make(family, split=split, image_size=image_size)
+    return _WORKER["envs"][key]
+
+
+def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
+    from vla.runtime.chunking import make_controller
+    from vla.runtime.safety import SafetyFilter
+
+    cfg, family, seed, record = job
+    policy = _WORKER["policy"]
+    env = _env(cfg.suite, family, cfg.split, tuple(policy.embodiment.image_size))
+    timed = _TimedPolicy(policy)
+    execute = cfg.execute_steps or max(1, policy.config.action_horizon // 2)
+    controller = make_controller(timed, mode=cfg.controller, execute_steps=execute)
+    safety = SafetyFilter(policy.embodiment) if cfg.safety else None
+    ee = policy.embodiment.state_slice("ee_pos")
+    obs, info = env.reset(seed=seed)
+    first = {
+        "images": {k: v.copy() for k, v in obs["images"].items()},
+        "state": obs["state"].copy(),
+        "instruction": obs["instruction"],
+    }
+    positions, frames = [obs["state"][ee]], []
+    success, steps = False, 0
+    for steps in range(1, env.max_steps + 1):  # noqa: B007 (steps is the episode length after the loop)
+        if record:
+            frames.append(np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1))
+        o = Observation(images=obs["images"], state=obs["state"], instruction=obs["instruction"])
+        action = controller.act(o)
+        if safety is not None:
+            action = safety.act(action, obs["state"])
+        obs, _, terminated, truncated, info = env.step(action)
+        positions.append(obs["state"][ee])
+        success = bool(info["success"])
+        if terminated or truncated:
+            break
+    if record:
+        frames.append(np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1))
+    return EpisodeResult(
+        family=family,
+        seed=seed,
+        instruction=first["instruction"],
+        success=success,
+        length=steps,
+        jerk=trajectory_jerk(np.asarray(positions), policy.embodiment.control_hz),
+        latencies_ms=timed.latencies_ms,
+        interventions=safety.interventions if safety is not None else 0,
+        frames=frames,
+        first_obs=first if record else None,
+    )
+
+
+# ------------------------------------------------------------------------------------------- driver
+def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str]]:
+    """Loads the checkpoint and checks it can drive the suite, before any rollout; returns (policy, families)."""
+    from vla.envs import get_suite
+    from vla.models import Policy
+
+    policy = Policy.from_pretrained(cfg.checkpoint)
+    suite = get_suite(cfg.suite)
+    if cfg.split not in suite.splits:
+        raise ValueError(f"suite '{cfg.suite}' has no split '{cfg.split}'; splits: {list(suite.splits)}")
+    unknown = [f for f in cfg.families if f not in suite.families]
+    if unknown:
+        raise ValueError(f"suite '{cfg.suite}' has no families {unknown}; families: {list(suite.families)}")
+    env = suite.make(cfg.families[0] if cfg.families else suite.families[0], split=cfg.split)
+    try:
+        problems = policy.embodiment.compatible_with(env.embodiment)
+    finally:
+        env.close()
+    if problems:
+        raise ValueError(
+            f"checkpoint {cfg.checkpoint} was trained for embodiment '{policy.embodiment.name}', which cannot "
+            f"drive suite '{cfg.suite}' ({env.embodiment.name}): {'; '.join(problems)}"
+        )
+    return policy, list(cfg.families or suite.families)
+
+
+def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
+    """Runs the rollouts `cfg` asks for and returns the results dict (also written to `<out>/results.json`,
+    with videos and `report.html`).
+
+    Args:
+        cfg: what to evaluate.
+        progress: optional callable(done, total) called after every episode.
+    """
+    from vla.report import write_report
+
+    policy, families = check_compatible(cfg)
+    jobs = [
+        (cfg, fam, cfg.seed + i, i < cfg.videos_per_family)
+        for fam in families
+        for i in range(cfg.episodes_per_task)
+    ]
+    results: list[EpisodeResult] = []
+    t0 = time.perf_counter()
+    ctx = get_context("spawn")  # fresh interpreters: no forked torch threads or GL contexts
+    with ProcessPoolExecutor(
+        max_workers=min(cfg.workers, len(jobs)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(cfg.checkpoint, cfg.threads_per_worker),
+    ) as pool:
+        for res in pool.map(_rollout, jobs):
+            results.append(res)
+            if progress is not None:
+                progress(len(results), len(jobs))
+    summary = summarize(results, cfg=cfg, wall_s=time.perf_counter() - t0)
+    write_report(summary, results, policy=policy, out=Path(cfg.out))
+    return summary
+
+
+def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -> dict[str, Any]:
+    """Aggregates episodes into the results dict (per family and overall)."""
+    per_family: dict[str, dict[str, Any]] = {}
+    for fam in dict.fromkeys(r.family for r in results):
+        rs = [r for r in results if r.family == fam]
+        k = sum(r.success for r in rs)
+        lo, hi = wilson_interval(k, len(rs))
+        per_family[fam] = {
+            "success_rate": k / len(rs),
+            "ci95": [lo, hi],
+            "episodes": len(rs),
+            "successes": k,
+            "episode_length": float(np.mean([r.length for r in rs])),
+            "jerk": float(np.mean([r.jerk for r in rs])),
+            "interventions": int(sum(r.interventions for r in rs)),
+        }
+    n, k = len(results), sum(r.success for r in results)
+    lat = np.asarray([x for r in results for x in r.latencies_ms] or [float("nan")])
+    return {
+        "success_rate": float(np.mean([f["success_rate"] for f in per_family.values()])),
+        "ci95": list(wilson_interval(k, n)),
+        "success_rate_per_family": {f: v["success_rate"] for f, v in per_family.items()},
+        "per_family": per_family,
+        "episodes": n,
+        "episode_length": float(np.mean([r.length for r in results])),
+        "jerk": float(np.mean([r.jerk for r in results])),
+        "latency_ms": {
+            "median": float(np.median(lat)),
+            "p95": float(np.percentile(lat, 95)),
+            "calls": int(lat.size),
+        },
+        "safety_interventions": int(sum(r.interventions for r in results)),
+        "wall_s": wall_s,
+        "split": cfg.split,
+        "suite": cfg.suite,
+        "checkpoint": cfg.checkpoint,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+        "rollouts": [
+            {
+                "family": r.family,
+                "seed": r.seed,
+                "instruction": r.instruction,
+                "success": r.success,
+                "length": r.length,
+            }
+            for r in results
+        ],
+    }

@@ -1,0 +1,132 @@
+"""Checkpoint directories: the only thing a deployment needs, and loading them never runs code.
+
+config.json        PolicyConfig (validated on load)
+model.safetensors  weights (safetensors only; pickled .bin/.pt/.pkl files are never opened)
+stats.json         normalization statistics (DatasetStats); a checkpoint without them does not load
+metadata.json      embodiment, cameras, image size, instruction encoder, vla version, caller's extras
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import vla
+from vla.models.config import PolicyConfig
+from vla.models.language import encoder_name
+from vla.models.policy import Policy
+from vla.spaces import Embodiment
+from vla.types import DatasetStats
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+FORMAT_VERSION = 1
+
+
+def save_policy(policy: Policy, directory: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+    """Writes the four checkpoint files into `directory` (created if needed) and returns it."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = policy.config
+    state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    save_file(
+        state, str(out / "model.safetensors"), metadata={"format": "pt", "vla_version": vla.__version__}
+    )
+    _write_json(out / "config.json", cfg.to_dict())
+    _write_json(out / "stats.json", policy.stats.to_dict())
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "vla_version": vla.__version__,
+        "policy": cfg.name,
+        "embodiment": policy.embodiment.to_dict(),
+        "cameras": list(cfg.cameras),
+        "image_size": list(cfg.image_size),
+        "obs_horizon": cfg.obs_horizon,
+        "action_horizon": cfg.action_horizon,
+        "action_dim": policy.action_dim,
+        "state_dim": policy.state_dim,
+        "instruction_encoder": encoder_name(cfg.language),
+        "num_params": policy.num_params(),
+    }
+    backbone = getattr(policy.vision.first.backbone, "hf_config", None)
+    if backbone is not None:
+        meta["vision_backbone_config"] = backbone
+    reserved = sorted(set(metadata or {}) & set(meta))
+    if reserved:
+        raise ValueError(f"metadata keys {reserved} are written by vla itself; choose other names")
+    meta.update(metadata or {})
+    _write_json(out / "metadata.json", meta)
+    return out
+
+
+def load_policy(directory: str | Path, *, device: str | torch.device = "cpu") -> Policy:
+    """Loads a checkpoint directory written by `save_policy`.
+
+    Raises:
+        FileNotFoundError: the directory does not exist.
+        ValueError: missing stats.json / config.json / metadata.json, only pickled weights, an invalid
+            config, or weights that do not match the config.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise FileNotFoundError(f"checkpoint directory '{d}' does not exist")
+    weights = d / "model.safetensors"
+    if not weights.is_file():
+        pickles = sorted(p.name for p in d.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise ValueError(
+                f"checkpoint '{d}' has pickled weights {pickles} but no model.safetensors; vla will not "
+                "unpickle (it can run arbitrary code). Convert the weights to safetensors first."
+            )
+        raise ValueError(f"checkpoint '{d}' has no model.safetensors")
+    if not (d / "stats.json").is_file():
+        raise ValueError(
+            f"checkpoint '{d}' has no stats.json: without its normalization statistics a policy would "
+            "output actions in the wrong units, so it is not loaded"
+        )
+    for name in ("config.json", "metadata.json"):
+        if not (d / name).is_file():
+            raise ValueError(f"checkpoint '{d}' has no {name}")
+    cfg = PolicyConfig.from_dict(_read_json(d / "config.json"))
+    stats = DatasetStats.from_dict(_read_json(d / "stats.json"), where=f"{d}/stats.json")
+    meta = _read_json(d / "metadata.json")
+    if "embodiment" not in meta:
+        raise ValueError(f"checkpoint '{d}': metadata.json has no 'embodiment'")
+    embodiment = Embodiment.from_dict(meta["embodiment"])
+    policy = Policy(
+        cfg,
+        embodiment=embodiment,
+        stats=stats,
+        device="cpu",
+        vision_backbone_config=meta.get("vision_backbone_config"),
+    )
+    state = load_file(str(weights))
+    result = policy.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"checkpoint '{d}': weights do not match config.json "
+            f"(missing {list(result.missing_keys)[:5]}, unexpected {list(result.unexpected_keys)[:5]})"
+        )
+    policy.device = torch.device(device)
+    return policy.to(policy.device)
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """Returns a checkpoint's metadata.json without loading weights."""
+    return _read_json(Path(directory) / "metadata.json")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"'{path}' is not valid JSON: {e}") from e

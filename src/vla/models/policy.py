@@ -1,0 +1,302 @@
+"""The policy: vision + language + state encoders -> fusion -> action head, with normalization inside.
+
+Outside a policy everything is in robot units (numpy for `predict`, torch `Batch` for `loss`); inside,
+state is standardized and actions live in [-1, 1] between their q01/q99 quantiles (normalize.py).
+Submodules are named "vision", "language", "state", "fusion", "head" so training can freeze or give
+learning rates by prefix (`param_groups_by_name`, `set_trainable`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vla.models.cameras import VisionEncoder, VisionOut
+from vla.models.config import PolicyConfig
+from vla.models.fusion import Fusion, FusionOut, StateEncoder
+from vla.models.heads import build_head
+from vla.models.language import build_language
+from vla.models.normalize import Normalizer
+from vla.spaces import Embodiment
+from vla.types import ActionChunk, Batch, DatasetStats, Observation
+
+PREFIXES = ("vision", "language", "state", "fusion", "head")
+
+
+class Policy(nn.Module):
+    """A vision-language-action policy. Build with `build_policy`, load with `Policy.from_pretrained`.
+
+    Attributes:
+        config: the PolicyConfig it was built from.
+        embodiment: the robot it drives (action / state layout).
+        stats: the normalization statistics (saved with the weights as stats.json).
+        device: where its tensors live.
+    """
+
+    def __init__(
+        self,
+        config: PolicyConfig,
+        *,
+        embodiment: Embodiment,
+        stats: DatasetStats,
+        device: str | torch.device = "cpu",
+        vision_backbone_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        _check_compatible(config, embodiment, stats)
+        self.config = config
+        self.embodiment = embodiment
+        self.stats = stats
+        self.action_dim = stats.action.dim
+        self.state_dim = stats.state.dim
+        D = config.fusion.dim
+        self.normalizer = Normalizer(stats)
+        self.language = build_language(config.language)
+        lang_dim = self.language.out_dim
+        self.vision = VisionEncoder(config, cond_dim=lang_dim, dim=D, hf_config=vision_backbone_config)
+        self.state = StateEncoder(self.state_dim, config.obs_horizon, config.fusion.state_hidden, D)
+        n_vis = self.vision.first.num_tokens * config.obs_horizon * len(config.cameras)
+        self.fusion = Fusion(config, lang_dim=lang_dim, num_vision_tokens=n_vis)
+        self.head = build_head(config, action_dim=self.action_dim)
+        self.device = torch.device(device)
+        self.to(self.device)
+
+    # ----------------------------------------------------------------------------------- parameters
+    def param_groups_by_name(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters grouped by top-level prefix: vision, language, state, fusion, head."""
+        groups: dict[str, list[nn.Parameter]] = {p: [] for p in PREFIXES}
+        for name, p in self.named_parameters():
+            prefix = name.split(".", 1)[0]
+            if prefix in groups and p.requires_grad:
+                groups[prefix].append(p)
+        return groups
+
+    def set_trainable(self, prefixes: tuple[str, ...] | list[str], *, trainable: bool) -> None:
+        """Freezes (trainable=False) or unfreezes the submodules named by `prefixes`."""
+        unknown = [p for p in prefixes if p not in PREFIXES]
+        if unknown:
+            raise ValueError(f"unknown submodule prefixes {unknown}; expected some of {PREFIXES}")
+        for name, p in self.named_parameters():
+            if name.split(".", 1)[0] in prefixes:
+                p.requires_grad_(trainable)
+
+    def num_params(self, *, trainable_only: bool = False) -> int:
+        """Parameters saved in the checkpoint (a frozen pretrained text encoder is not counted)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def reset(self) -> None:
+        """Clears per-episode state. Models keep none (chunking and history are wrappers' work)."""
+
+    # ------------------------------------------------------------------------------------- forward
+    def _encode(
+        self,
+        images: dict[str, torch.Tensor],
+        state: torch.Tensor,
+        instruction: list[str],
+        *,
+        return_weights: bool = False,
+    ) -> tuple[FusionOut, VisionOut]:
+        """images: camera -> uint8 (B, T, Hi, Wi, 3); state: (B, T, S) robot units."""
+        lang = self.language(instruction, self.device)
+        vis = self.vision(images, lang.sentence)
+        st = self.state(self.normalizer.state(state))  # (B, 1, D)
+        return self.fusion(lang, st, vis, return_weights=return_weights), vis
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss on a batch in robot units (normalized inside); padded action steps are ignored.
+
+        Returns:
+            the scalar loss (with grad) and float metrics ("loss" plus head-specific ones).
+        """
+        T = self.config.obs_horizon
+        _check_batch(self, batch)
+        images = {c: batch.images[c][:, -T:].to(self.device) for c in self.config.cameras}
+        state = batch.state[:, -T:].to(self.device, torch.float32)
+        actions = batch.actions[:, : self.config.action_horizon].to(self.device, torch.float32)
+        valid = ~batch.action_pad[:, : self.config.action_horizon].to(self.device)
+        fused, _ = self._encode(images, state, list(batch.instruction))
+        return self.head.loss(fused, self.normalizer.action(actions), valid)
+
+    def _obs_tensors(self, obs: Observation) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
+        """Validates an observation and returns (images, state, instructions) as (B, T, ...) tensors."""
+        obs = validate_observation(obs, self.config, self.state_dim)
+        T = self.config.obs_horizon
+        images = {
+            c: _fit_history(torch.from_numpy(np.ascontiguousarray(obs.images[c])), T)
+            for c in self.config.cameras
+        }
+        state = _fit_history(torch.from_numpy(np.asarray(obs.state, dtype=np.float32)), T)
+        instr = [obs.instruction] if isinstance(obs.instruction, str) else list(obs.instruction)
+        return {k: v.to(self.device) for k, v in images.items()}, state.to(self.device), instr
+
+    def predict(
+        self, obs: Observation, *, generator: torch.Generator | None = None, with_confidence: bool = False
+    ) -> ActionChunk:
+        """Predicts an action chunk in robot units.
+
+        Args:
+            obs: single step (images [Hi, Wi, 3], state [S], str) or batched ([B, T, Hi, Wi, 3],
+                [B, T, S], list of B strings); a shorter history is padded with its first frame.
+            generator: RNG for sampling heads (diffusion / flow), for reproducible chunks.
+            with_confidence: for sampling heads, draw a few samples to estimate confidence (slower);
+                regression and binned heads always return a confidence.
+
+        Returns:
+            ActionChunk with actions float32 [B, H, A] and confidence float32 [B] (or None).
+        """
+        images, state, instr = self._obs_tensors(obs)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                fused, _ = self._encode(images, state, instr)
+                norm, conf = self.head.sample(fused, generator=generator, with_confidence=with_confidence)
+                actions = self.normalizer.unaction(norm)
+        finally:
+            self.train(was_training)
+        return ActionChunk(
+            actions=actions.float().cpu().numpy(),
+            confidence=None if conf is None else conf.float().cpu().numpy(),
+        )
+
+    def attention_map(self, obs: Observation) -> np.ndarray:
+        """Where the policy looks: float32 [B, V, h, w] per camera (V = len(config.cameras)), each map
+        summing to 1 over its h x w feature grid (upsample it onto the image for an overlay).
+
+        Transformer fusions use the action queries' attention over each camera's tokens, mapped back
+        through the tokens' spatial maps; the concat fusion uses the spatial-softmax keypoint maps.
+        """
+        images, state, instr = self._obs_tensors(obs)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                fused, vis = self._encode(images, state, instr, return_weights=True)
+        finally:
+            self.train(was_training)
+        h, w = vis.grid
+        out = []
+        for maps, (a, b) in zip(vis.maps, vis.spans, strict=True):
+            B = state.shape[0]
+            wts = fused.vision_weights[:, a:b] if fused.vision_weights is not None else torch.ones(B, b - a)
+            m = wts[:, :, None] * maps if maps is not None else wts[:, :, None] * torch.eye(b - a)[None]
+            spatial = m.sum(1)  # (B, n or h*w)
+            if spatial.shape[1] != h * w:
+                raise ValueError(f"attention of {spatial.shape[1]} tokens cannot be drawn on a {h}x{w} grid")
+            out.append(spatial / spatial.sum(1, keepdim=True).clamp(min=1e-12))
+        return torch.stack(out, dim=1).view(-1, len(out), h, w).float().cpu().numpy()
+
+    # --------------------------------------------------------------------------------- checkpoints
+    def save_pretrained(self, directory: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+        """Writes config.json, model.safetensors, stats.json and metadata.json into `directory`."""
+        from vla.models.checkpoint import save_policy
+
+        return save_policy(self, directory, metadata=metadata)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> Policy:
+        """Loads a checkpoint directory; refuses one without stats.json or with only pickled weights."""
+        from vla.models.checkpoint import load_policy
+
+        return load_policy(directory, device=device)
+
+
+def build_policy(
+    cfg: PolicyConfig, *, embodiment: Embodiment, stats: DatasetStats, device: str | torch.device = "cpu"
+) -> Policy:
+    """Builds a freshly initialized policy for `embodiment`, normalizing with `stats`."""
+    return Policy(cfg, embodiment=embodiment, stats=stats, device=device)
+
+
+def _check_compatible(cfg: PolicyConfig, emb: Embodiment, stats: DatasetStats) -> None:
+    a_dim, s_dim = emb.action_space().dim, emb.state_dim
+    if stats.action.dim != a_dim:
+        raise ValueError(
+            f"stats.action has {stats.action.dim} dims but embodiment '{emb.name}' acts in {a_dim}"
+        )
+    if stats.state.dim != s_dim:
+        raise ValueError(
+            f"stats.state has {stats.state.dim} dims but embodiment '{emb.name}' has state {s_dim}"
+        )
+    missing = [c for c in cfg.cameras if c not in emb.cameras]
+    if missing:
+        raise ValueError(
+            f"config cameras {missing} are not cameras of '{emb.name}' (it has {list(emb.cameras)})"
+        )
+
+
+def _fit_history(x: torch.Tensor, T: int) -> torch.Tensor:
+    """(B, t, ...) -> (B, T, ...): keeps the last T frames, or repeats the first frame in front."""
+    t = x.shape[1]
+    if t >= T:
+        return x[:, t - T :]
+    return torch.cat([x[:, :1].expand(-1, T - t, *x.shape[2:]), x], dim=1)
+
+
+def validate_observation(obs: Observation, cfg: PolicyConfig, state_dim: int) -> Observation:
+    """Checks cameras, dtypes and shapes and returns the observation with (B, T) axes.
+
+    Raises:
+        ValueError: naming the offending key and the expected shape or dtype.
+    """
+    if not isinstance(obs, Observation):
+        raise TypeError(f"predict expects a vla.types.Observation, got {type(obs).__name__}")
+    missing = [c for c in cfg.cameras if c not in obs.images]
+    if missing:
+        raise ValueError(
+            f"observation lacks cameras {missing}; the policy needs {list(cfg.cameras)}, got {sorted(obs.images)}"
+        )
+    state = np.asarray(obs.state)
+    if state.ndim not in (1, 3) or state.shape[-1] != state_dim:
+        raise ValueError(
+            f"observation 'state' must be float [{state_dim}] or [B, T, {state_dim}], got shape {state.shape}"
+        )
+    single = state.ndim == 1
+    b = obs.as_batch() if single else obs
+    B, T = b.state.shape[:2]
+    for c in cfg.cameras:
+        img = b.images[c]
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+            raise ValueError(
+                f"image '{c}' must be a uint8 numpy array, got {getattr(img, 'dtype', type(img))}"
+            )
+        want = "[Hi, Wi, 3]" if single else f"[{B}, {T}, Hi, Wi, 3]"
+        if img.ndim != 5 or img.shape[:2] != (B, T) or img.shape[-1] != 3:
+            raise ValueError(
+                f"image '{c}' must be uint8 {want}, got shape {img.shape if not single else img.shape[2:]}"
+            )
+    n = 1 if isinstance(b.instruction, str) else len(b.instruction)
+    if n != B:
+        raise ValueError(f"observation 'instruction' must hold {B} strings (one per batch row), got {n}")
+    return b
+
+
+def _check_batch(policy: Policy, batch: Batch) -> None:
+    cfg = policy.config
+    missing = [c for c in cfg.cameras if c not in batch.images]
+    if missing:
+        raise ValueError(f"batch lacks cameras {missing}; the policy needs {list(cfg.cameras)}")
+    T = batch.state.shape[1]
+    if batch.state.ndim != 3 or batch.state.shape[-1] != policy.state_dim:
+        raise ValueError(f"batch 'state' must be [B, T, {policy.state_dim}], got {tuple(batch.state.shape)}")
+    if cfg.obs_horizon > T:
+        raise ValueError(
+            f"batch has {T} frames of history but the policy needs obs_horizon={cfg.obs_horizon}"
+        )
+    for c in cfg.cameras:
+        img = batch.images[c]
+        if img.dtype != torch.uint8 or img.ndim != 5 or img.shape[-1] != 3:
+            raise ValueError(
+                f"batch image '{c}' must be uint8 [B, T, Hi, Wi, 3], got {img.dtype} {tuple(img.shape)}"
+            )
+    H, A = cfg.action_horizon, policy.action_dim
+    if batch.actions.ndim != 3 or batch.actions.shape[1] < H or batch.actions.shape[2] != A:
+        raise ValueError(f"batch 'actions' must be [B, >={H}, {A}], got {tuple(batch.actions.shape)}")
+    if tuple(batch.action_pad.shape) != tuple(batch.actions.shape[:2]):
+        raise ValueError(
+            f"batch 'action_pad' must be [B, H] = {tuple(batch.actions.shape[:2])}, got {tuple(batch.action_pad.shape)}"
+        )

@@ -1,0 +1,197 @@
+"""Inference engine: a checkpoint directory in, fast `predict(Observation) -> ActionChunk` out.
+
+Backends (`EngineConfig.backend`):
+    "eager"    the policy as trained, under `torch.inference_mode`.
+    "compile"  vision/state/fusion/head wrapped by `torch.compile` (inductor by default; first calls
+               compile, so warm up before measuring).
+    "int8"     dynamic int8 quantization of every nn.Linear (`torch.ao.quantization.quantize_dynamic`):
+               weights int8, activations quantized on the fly. Convolutions stay float.
+    "onnx"     the graph exported by `vla.runtime.onnx_export`, run by onnxruntime.
+All backends take and return robot units: normalization lives in the model (or in the ONNX graph), with
+the statistics from the checkpoint. The instruction encoder (MiniLM) stays in PyTorch for every backend;
+its output is cached per instruction string, so a repeated instruction costs a dict lookup.
+
+Threads: on a shared CPU, busy-waiting OpenMP workers next to another job made a policy 50x slower
+(FACTS.md). The engine therefore uses 1 intra-op thread by default (configurable) and, if torch has not
+been imported yet, sets OMP_WAIT_POLICY=PASSIVE before importing it (libgomp reads it once at start-up).
+`torch.set_num_threads` is process-wide, so the last engine built decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Must precede the first torch import to take effect; an explicit user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
+
+from vla.models.policy import Policy
+from vla.runtime.schema import PolicySpec
+from vla.types import ActionChunk, Observation
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("eager", "compile", "int8", "onnx")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Attributes:
+    backend: "eager", "compile", "int8" or "onnx".
+    num_threads: intra-op threads for torch / onnxruntime (1 is lowest-latency on a shared machine).
+    compile_backend: torch.compile backend for "compile" ("inductor"; "aot_eager" compiles fast, for tests).
+    onnx_path: an exported .onnx file for "onnx" (None: export the checkpoint to a temporary file).
+    with_confidence: ask sampling heads (diffusion/flow) for a confidence (draws extra samples).
+    """
+
+    backend: str = "eager"
+    num_threads: int = 1
+    compile_backend: str = "inductor"
+    onnx_path: str | None = None
+    with_confidence: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown engine backend '{self.backend}'; expected one of {BACKENDS}")
+        if not 1 <= self.num_threads <= 256:
+            raise ValueError(f"num_threads must be in [1, 256], got {self.num_threads}")
+
+
+def configure_threads(num_threads: int) -> None:
+    """Sets torch's intra-op threads (process-wide) and one inter-op thread when still possible."""
+    torch.set_num_threads(num_threads)
+    # Only settable before the first parallel op; later engines keep the first value.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    if num_threads > 1 and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        logger.warning(
+            "num_threads=%d without OMP_WAIT_POLICY=PASSIVE: spinning OpenMP threads can slow inference "
+            "many times over when another process shares the cores",
+            num_threads,
+        )
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (the stats hash servers announce, so clients can check normalization)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# The parts of a policy that run per call; the language encoder is cached per instruction instead.
+CORE = ("vision", "state", "fusion", "head")
+
+
+def _with_core(policy: Policy, transform: Any) -> Policy:
+    """A shallow copy of `policy` whose core submodules are `transform(deepcopy(submodule))`.
+
+    Shallow so that the frozen MiniLM (90 MB, held outside the module tree) and its cache are shared.
+    """
+    clone = copy.copy(policy)
+    clone._modules = dict(policy._modules)  # the copy must not write into the original's module table
+    for name in CORE:
+        setattr(clone, name, transform(copy.deepcopy(getattr(policy, name)).eval()))
+    return clone
+
+
+def quantize_int8(policy: Policy) -> Policy:
+    """Returns a copy of `policy` whose nn.Linear layers run with dynamic int8 quantization."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        from torch.ao.quantization import quantize_dynamic
+
+        return _with_core(policy, lambda m: quantize_dynamic(m, {torch.nn.Linear}, dtype=torch.qint8))
+
+
+class Engine:
+    """Fast inference for one policy; looks like a policy to every wrapper (predict, config, embodiment).
+
+    Attributes:
+        policy: the (eager) policy; config: its PolicyConfig; engine_config: the EngineConfig.
+        embodiment, stats: from the checkpoint. stats_sha256: hash of stats.json ("" if built in memory).
+    """
+
+    def __init__(self, policy: Policy, config: EngineConfig | None = None, *, stats_sha256: str = "") -> None:
+        self.engine_config = config or EngineConfig()
+        configure_threads(self.engine_config.num_threads)
+        self.policy = policy.eval()
+        self.config = policy.config
+        self.embodiment = policy.embodiment
+        self.stats = policy.stats
+        self.stats_sha256 = stats_sha256
+        self.backend = self.engine_config.backend
+        self._onnx: Any = None
+        self._runner: Policy = self.policy
+        if self.backend == "int8":
+            self._runner = quantize_int8(self.policy)
+        elif self.backend == "compile":
+            backend = self.engine_config.compile_backend
+            self._runner = _with_core(self.policy, lambda m: torch.compile(m, backend=backend))
+        elif self.backend == "onnx":
+            from vla.runtime.onnx_export import OnnxRunner, export_onnx
+
+            path = self.engine_config.onnx_path
+            if path is None:
+                import tempfile
+
+                self._tmpdir = tempfile.TemporaryDirectory(prefix="vla-onnx-")
+                path = str(Path(self._tmpdir.name) / "model.onnx")
+                export_onnx(self.policy, path)
+            self._onnx = OnnxRunner(self.policy, path, num_threads=self.engine_config.num_threads)
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, config: EngineConfig | None = None) -> Engine:
+        """Loads a checkpoint directory (config.json, model.safetensors, stats.json, metadata.json)."""
+        policy = Policy.from_pretrained(directory, device="cpu")
+        return cls(policy, config, stats_sha256=file_sha256(Path(directory) / "stats.json"))
+
+    @property
+    def obs_horizon(self) -> int:
+        return int(self.config.obs_horizon)
+
+    @property
+    def spec(self) -> PolicySpec:
+        """What this engine consumes and produces, for the server's metadata."""
+        return PolicySpec(
+            embodiment=self.embodiment,
+            action_space=self.embodiment.action_space().name,
+            cameras=tuple(self.config.cameras),
+            image_size=(int(self.config.image_size[0]), int(self.config.image_size[1])),
+            action_horizon=int(self.config.action_horizon),
+            obs_horizon=int(self.config.obs_horizon),
+            stats_sha256=self.stats_sha256,
+            name=self.config.name,
+        )
+
+    def reset(self) -> None:
+        """Engines keep no per-episode state (history and chunking live in wrappers)."""
+
+    def predict(self, obs: Observation) -> ActionChunk:
+        """Predicts an action chunk in robot units.
+
+        Args:
+            obs: single step (images uint8 [Hi, Wi, 3], state [S], str) or batched
+                ([B, T, Hi, Wi, 3], [B, T, S], B strings).
+
+        Returns:
+            ActionChunk: actions float32 [B, H, A], confidence float32 [B] or None.
+        """
+        if self._onnx is not None:
+            return self._onnx.predict(obs)
+        with torch.inference_mode():
+            return self._runner.predict(obs, with_confidence=self.engine_config.with_confidence)
+
+    def warmup(self, obs: Observation, *, calls: int = 3) -> None:
+        """Runs a few predictions (compilation, caches, allocator) before latency matters."""
+        for _ in range(calls):
+            self.predict(obs)

@@ -1,0 +1,436 @@
+"""Safety filter between a policy and a robot, configured from the robot's `Embodiment`. On by default.
+
+Every command passes these checks, in order (the first three replace the command by a *hold*):
+
+1. latched e-stop (`estop()` until `release_estop()`)                      -> hold, reason "estop"
+2. NaN/inf in the action                                                  -> hold, reason "non_finite_action"
+   NaN/inf in the state fields the filter reads                           -> hold, reason "non_finite_state"
+3. confidence below `min_confidence` (when the policy reports one)        -> hold, reason "low_confidence"
+4. action bounds of every group, gripper range, joint-position limits     -> clip, "action_bounds",
+                                                                             "gripper_range", "joint_limits"
+5. rate limits on the per-step change of the command: for absolute joint targets the change is a
+   velocity (<= max_joint_velocity * velocity_scale / control_hz) and its change an acceleration
+   (<= max_joint_acceleration / control_hz**2); for delta commands (ee_delta) the command already is a
+   velocity, so its change per step is bounded (<= max_delta_change * group range)  -> "velocity",
+                                                                             "acceleration"
+6. end-effector workspace box (delta-position groups): the delta is clipped so that the current ee
+   position plus the delta stays inside the box (a chunk accumulates its deltas)  -> "workspace"
+
+A hold is zero for delta groups and the last safe command for absolute groups (before any command: the
+measured joint positions, and the measured gripper if the state reports it in the command's units, else
+the bounded value nearest zero). Limits and velocity bounds are hard; the acceleration
+bound gives way when only violating it keeps the command inside a hard limit. Every intervention is
+counted in `stats` and logged on the "vla.runtime.safety" logger (holds at WARNING, clips at INFO).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla.spaces import ActionSpace, Embodiment
+
+logger = logging.getLogger(__name__)
+
+HOLD_REASONS = ("estop", "non_finite_action", "non_finite_state", "low_confidence")
+_POS_NAMES = ("pos", "trans", "xyz")
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Limits beyond the ones the Embodiment already states.
+
+    Attributes:
+        action_space: which of the embodiment's action spaces the policy outputs (None: the default).
+        velocity_scale: fraction of the embodiment's joint speed limit allowed (absolute joint targets).
+        max_joint_acceleration: rad/s^2 for absolute joint targets; None disables the check.
+        max_delta_change: largest per-step change of a delta command, as a fraction of its group's range
+            (high - low); None disables it.
+        workspace_margin: metres by which the end-effector box is shrunk on every side.
+        min_confidence: hold when the policy's confidence is below this; None never holds for it.
+        rate_limit_gripper: also rate-limit the gripper (off: grippers open/close as a step by design).
+    """
+
+    action_space: str | None = None
+    velocity_scale: float = 1.0
+    max_joint_acceleration: float | None = 20.0
+    max_delta_change: float | None = 0.5
+    workspace_margin: float = 0.0
+    min_confidence: float | None = None
+    rate_limit_gripper: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.velocity_scale <= 1.0:
+            raise ValueError(f"velocity_scale must be in (0, 1], got {self.velocity_scale}")
+        if self.max_joint_acceleration is not None and self.max_joint_acceleration <= 0:
+            raise ValueError(
+                f"max_joint_acceleration must be positive or None, got {self.max_joint_acceleration}"
+            )
+        if self.max_delta_change is not None and self.max_delta_change <= 0:
+            raise ValueError(f"max_delta_change must be positive or None, got {self.max_delta_change}")
+        if self.workspace_margin < 0:
+            raise ValueError(f"workspace_margin must be >= 0, got {self.workspace_margin}")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1] or None, got {self.min_confidence}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The per-dimension limits the filter enforces, resolved from an Embodiment (all float64 [A]).
+
+    `vel` bounds |cmd_t - cmd_{t-1}| and `acc` bounds |(cmd_t - cmd_{t-1}) - (cmd_{t-1} - cmd_{t-2})|
+    (inf where unlimited). `is_delta` marks dims held at zero. Slices locate groups in the action
+    (`ee`, `joints`, `gripper`) and fields in the state (`state_ee`, `state_joints`, `state_gripper`).
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    vel: np.ndarray
+    acc: np.ndarray
+    is_delta: np.ndarray
+    ee: slice | None
+    joints: slice | None
+    gripper: slice | None
+    state_ee: slice | None
+    state_joints: slice | None
+    state_gripper: slice | None
+    workspace_low: np.ndarray
+    workspace_high: np.ndarray
+
+    @classmethod
+    def resolve(cls, emb: Embodiment, cfg: SafetyConfig) -> Limits:
+        """Finds each group's role from its name: "gripper*", "*joint*" (absolute joint targets of the
+        embodiment's joint count, in non-delta spaces), and the 3-D "*pos*"/"*trans*" group of a delta
+        space (end-effector translation, kept inside the workspace). Delta spaces have "delta" in the space
+        or group name."""
+        space: ActionSpace = emb.action_space(cfg.action_space)
+        low = space.low.astype(np.float64)
+        high = space.high.astype(np.float64)
+        a = space.dim
+        vel = np.full(a, np.inf)
+        acc = np.full(a, np.inf)
+        is_delta = np.zeros(a, dtype=bool)
+        ee = joints = gripper = None
+        space_delta = "delta" in space.name.lower()
+        n_joints = len(emb.joint_low)
+        hz = emb.control_hz
+        for g in space.groups:
+            sl = space.slice(g.name)
+            name = g.name.lower()
+            if "gripper" in name:
+                gripper = sl
+                glo, ghi = sorted(emb.gripper_range)
+                low[sl] = np.maximum(low[sl], glo)
+                high[sl] = np.minimum(high[sl], ghi)
+                if cfg.rate_limit_gripper and cfg.max_delta_change is not None:
+                    vel[sl] = cfg.max_delta_change * (high[sl] - low[sl])
+            elif space_delta or "delta" in name:
+                is_delta[sl] = True
+                if cfg.max_delta_change is not None:
+                    vel[sl] = cfg.max_delta_change * (high[sl] - low[sl])
+                if g.size == 3 and any(p in name for p in _POS_NAMES):
+                    ee = sl
+            elif "joint" in name and g.size == n_joints:
+                joints = sl
+                low[sl] = np.maximum(low[sl], np.asarray(emb.joint_low, dtype=np.float64))
+                high[sl] = np.minimum(high[sl], np.asarray(emb.joint_high, dtype=np.float64))
+                vel[sl] = np.asarray(emb.max_joint_velocity, dtype=np.float64) * cfg.velocity_scale / hz
+                if cfg.max_joint_acceleration is not None:
+                    acc[sl] = cfg.max_joint_acceleration / hz**2
+        if np.any(low > high):
+            raise ValueError(
+                f"embodiment '{emb.name}': action bounds of space '{space.name}' do not overlap the joint "
+                f"limits / gripper range (low {low.tolist()} > high {high.tolist()})"
+            )
+        fields = {f.name: f.size for f in emb.state_fields}
+        units = {f.name: f.units for f in emb.state_fields}
+        gripper_units = next((g.units for g in space.groups if "gripper" in g.name.lower()), None)
+
+        def field(name: str, size: int | None) -> slice | None:
+            if name in fields and (size is None or fields[name] == size):
+                return emb.state_slice(name)
+            return None
+
+        margin = cfg.workspace_margin
+        ws_low = np.asarray(emb.workspace_low, dtype=np.float64) + margin
+        ws_high = np.asarray(emb.workspace_high, dtype=np.float64) - margin
+        if np.any(ws_low > ws_high):
+            raise ValueError(f"workspace_margin {margin} m leaves an empty workspace box")
+        state_ee = field("ee_pos", 3)
+        if ee is not None and state_ee is None:
+            raise ValueError(
+                f"embodiment '{emb.name}': action space '{space.name}' moves the end effector but the state "
+                "has no 3-D 'ee_pos' field, so the workspace cannot be enforced"
+            )
+        return cls(
+            low=low,
+            high=high,
+            vel=vel,
+            acc=acc,
+            is_delta=is_delta,
+            ee=ee,
+            joints=joints,
+            gripper=gripper,
+            state_ee=state_ee,
+            state_joints=field("joint_pos", n_joints),
+            # The measured gripper can only stand in for a command when both use the same units (the
+            # tabletop Panda measures finger opening in m but commands a closing fraction).
+            state_gripper=(
+                field("gripper", gripper.stop - gripper.start)
+                if gripper is not None and units.get("gripper") == gripper_units
+                else None
+            ),
+            workspace_low=ws_low,
+            workspace_high=ws_high,
+        )
+
+
+class SafetyFilter:
+    """Clips or holds commands so they respect the embodiment's limits; keeps per-reason counts.
+
+    Use `act(action, state)` once per control step (stateful: rate limits refer to the previous command),
+    or `filter_chunk(actions, state)` for a whole predicted chunk (the server's case).
+    """
+
+    def __init__(self, embodiment: Embodiment, config: SafetyConfig | None = None) -> None:
+        self.embodiment = embodiment
+        self.config = config or SafetyConfig()
+        self.limits = Limits.resolve(embodiment, self.config)
+        self.action_dim = int(self.limits.low.shape[0])
+        self.state_dim = embodiment.state_dim
+        self.stats: Counter[str] = Counter()
+        self.last_reasons: tuple[str, ...] = ()
+        self._estop = threading.Event()
+        self._estop_reason = ""
+        self._prev: np.ndarray | None = None
+        self._prev2: np.ndarray | None = None
+        self._first_ref: np.ndarray | None = None
+
+    # ---- e-stop -------------------------------------------------------------------------------------
+    def estop(self, reason: str = "operator") -> None:
+        """Latches the e-stop: every command is a hold until `release_estop()` (not cleared by reset)."""
+        if not self._estop.is_set():
+            logger.warning("e-stop latched (%s)", reason)
+        self._estop_reason = reason
+        self._estop.set()
+
+    def release_estop(self) -> None:
+        """Releases a latched e-stop; rate limits restart from the held command."""
+        if self._estop.is_set():
+            logger.warning("e-stop released (was: %s)", self._estop_reason)
+        self._estop.clear()
+
+    @property
+    def estopped(self) -> bool:
+        return self._estop.is_set()
+
+    def reset(self) -> None:
+        """Forgets the previous commands (new episode). The e-stop latch and the stats are kept."""
+        self._prev = None
+        self._prev2 = None
+        self._first_ref = None
+        self.last_reasons = ()
+
+    @property
+    def interventions(self) -> int:
+        return sum(self.stats.values())
+
+    # ---- filtering ----------------------------------------------------------------------------------
+    def act(
+        self, action: np.ndarray, state: np.ndarray, *, confidence: float | None = None, commit: bool = True
+    ) -> np.ndarray:
+        """Filters one command.
+
+        Args:
+            action: float [A], robot units.
+            state: float [S], the measured state at this step.
+            confidence: the policy's confidence in [0, 1], or None.
+            commit: remember the result as the command sent (rate limits of the next step refer to it).
+                Recovery filters candidate commands with commit=False and commits the one it sends.
+
+        Returns:
+            float32 [A], the command to send. `last_reasons` lists the interventions.
+        """
+        action, state = self._check(action, state, 1)
+        ref1 = self._prev if self._prev is not None else self._measured(state)
+        ref2 = self._prev2 if self._prev is not None else None
+        if self._prev is None:
+            self._first_ref = ref1  # the measured start acts as the command before the first one
+        ee_pos = state[self.limits.state_ee] if self.limits.state_ee is not None else None
+        cmd, reasons = self._step(action[0], state, ref1, ref2, ee_pos, confidence)
+        if commit:
+            self.commit(cmd)
+        self._record(reasons)
+        return cmd.astype(np.float32)
+
+    def commit(self, command: np.ndarray) -> None:
+        """Records `command` (float [A], already filtered) as the one sent at this step."""
+        self._prev2 = self._prev if self._prev is not None else self._first_ref
+        self._prev = np.asarray(command, dtype=np.float64).reshape(self.action_dim).copy()
+
+    @property
+    def blocked(self) -> bool:
+        """True when the last filtered command was replaced by a hold."""
+        return any(r in HOLD_REASONS for r in self.last_reasons)
+
+    def filter_chunk(
+        self,
+        actions: np.ndarray,
+        state: np.ndarray,
+        *,
+        confidence: float | None = None,
+        prev_action: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Filters a predicted chunk as if it were executed from `state`, step after step.
+
+        Rate limits apply inside the chunk; its first step is referred to `prev_action` (the last
+        executed command) when given, else to the measured joint positions. A chunk's ee deltas are
+        accumulated, so every predicted ee position stays in the workspace. Does not touch the
+        per-step memory of `act`.
+
+        Args:
+            actions: float [H, A].
+            state: float [S].
+            confidence: the policy's confidence for this chunk, or None.
+            prev_action: float [A] or None.
+
+        Returns:
+            float32 [H, A]. `last_reasons` lists every intervention in the chunk (unique, in order).
+        """
+        actions, state = self._check(actions, state, None)
+        if prev_action is not None:
+            prev = np.asarray(prev_action, dtype=np.float64).reshape(-1)
+            if prev.shape != (self.action_dim,) or not np.all(np.isfinite(prev)):
+                raise ValueError(f"prev_action must be finite float [{self.action_dim}]")
+            ref1: np.ndarray = np.clip(prev, self.limits.low, self.limits.high)
+        else:
+            ref1 = self._measured(state)
+        ref2: np.ndarray | None = None
+        ee_pos = None
+        if self.limits.state_ee is not None:
+            ee_pos = state[self.limits.state_ee].copy()
+        out = np.empty_like(actions)
+        all_reasons: list[str] = []
+        for h in range(actions.shape[0]):
+            cmd, reasons = self._step(actions[h], state, ref1, ref2, ee_pos, confidence)
+            out[h] = cmd
+            all_reasons.extend(reasons)
+            if ee_pos is not None and self.limits.ee is not None and np.all(np.isfinite(ee_pos)):
+                ee_pos = ee_pos + cmd[self.limits.ee]  # where the ee will be after this step
+            ref2, ref1 = ref1, cmd
+        self._record(tuple(dict.fromkeys(all_reasons)), counts=all_reasons)
+        return out.astype(np.float32)
+
+    # ---- internals ----------------------------------------------------------------------------------
+    def _check(
+        self, action: np.ndarray, state: np.ndarray, rows: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        a = np.asarray(action, dtype=np.float64)
+        if rows == 1:
+            a = a.reshape(1, -1) if a.ndim == 1 else a
+        if a.ndim != 2 or a.shape[1] != self.action_dim or (rows is not None and a.shape[0] != rows):
+            want = f"[{self.action_dim}]" if rows == 1 else f"[H, {self.action_dim}]"
+            raise ValueError(f"safety filter expects actions {want}, got shape {list(np.shape(action))}")
+        s = np.asarray(state, dtype=np.float64)
+        if s.shape != (self.state_dim,):
+            raise ValueError(f"safety filter expects state [{self.state_dim}], got shape {list(s.shape)}")
+        return a, s
+
+    def _measured(self, state: np.ndarray) -> np.ndarray:
+        """Reference for the first command: measured joints/gripper where known, NaN (unknown) elsewhere."""
+        lim = self.limits
+        ref = np.full(self.action_dim, np.nan)
+        if lim.joints is not None and lim.state_joints is not None:
+            ref[lim.joints] = state[lim.state_joints]
+        return ref
+
+    def _hold(self, state: np.ndarray, ref1: np.ndarray) -> np.ndarray:
+        lim = self.limits
+        hold = np.where(np.isfinite(ref1), ref1, np.nan)
+        if lim.gripper is not None and lim.state_gripper is not None:
+            g = state[lim.state_gripper]
+            hold[lim.gripper] = np.where(np.isfinite(hold[lim.gripper]), hold[lim.gripper], g)
+        hold[lim.is_delta] = 0.0
+        hold = np.where(np.isfinite(hold), hold, 0.0)  # nothing known: the bounded value nearest zero
+        return np.clip(hold, lim.low, lim.high)
+
+    def _step(
+        self,
+        a: np.ndarray,
+        state: np.ndarray,
+        ref1: np.ndarray,
+        ref2: np.ndarray | None,
+        ee_pos: np.ndarray | None,
+        confidence: float | None,
+    ) -> tuple[np.ndarray, list[str]]:
+        lim = self.limits
+        hold_reason = None
+        if self._estop.is_set():
+            hold_reason = "estop"
+        elif not np.all(np.isfinite(a)):
+            hold_reason = "non_finite_action"
+        elif not np.all(np.isfinite(state[self._read_fields()])):
+            hold_reason = "non_finite_state"
+        elif self.config.min_confidence is not None and confidence is not None:
+            c = float(confidence)
+            if not np.isfinite(c) or c < self.config.min_confidence:
+                hold_reason = "low_confidence"
+        if hold_reason is not None:
+            return self._hold(state, ref1), [hold_reason]
+        reasons: list[str] = []
+        cmd = np.clip(a, lim.low, lim.high)
+        changed = cmd != a
+        if changed.any():
+            for sl, name in ((lim.gripper, "gripper_range"), (lim.joints, "joint_limits")):
+                if sl is not None and changed[sl].any():
+                    reasons.append(name)
+                    changed[sl] = False
+            if changed.any():
+                reasons.append("action_bounds")
+        known = np.isfinite(ref1)
+        if known.any():
+            step = cmd - np.where(known, ref1, 0.0)
+            if ref2 is not None:
+                known2 = known & np.isfinite(ref2)
+                prev_step = np.where(known2, ref1 - np.where(known2, ref2, 0.0), 0.0)
+                acc = np.where(known2, lim.acc, np.inf)
+                s1 = np.clip(step, prev_step - acc, prev_step + acc)
+                if np.any(s1[known] != step[known]):
+                    reasons.append("acceleration")
+                step = s1
+            # Hard interval: velocity bound and the position bounds (ref1 is within them, so 0 is inside).
+            base = np.where(known, ref1, 0.0)
+            hard_lo = np.maximum(-lim.vel, lim.low - base)
+            hard_hi = np.minimum(lim.vel, lim.high - base)
+            s2 = np.clip(step, hard_lo, hard_hi)
+            if np.any(np.abs(s2 - step)[known] > 1e-12):
+                reasons.append("velocity")
+            cmd = np.where(known, base + s2, cmd)
+        if lim.ee is not None and ee_pos is not None:
+            d = cmd[lim.ee]
+            d_ws = np.clip(d, lim.workspace_low - ee_pos, lim.workspace_high - ee_pos)
+            d_ws = np.clip(d_ws, lim.low[lim.ee], lim.high[lim.ee])  # bounds win when already outside
+            if np.any(d_ws != d):
+                reasons.append("workspace")
+                cmd[lim.ee] = d_ws
+        return np.clip(cmd, lim.low, lim.high), reasons
+
+    def _read_fields(self) -> list[int]:
+        lim = self.limits
+        idx: list[int] = []
+        for sl in (lim.state_ee if lim.ee is not None else None, lim.state_joints, lim.state_gripper):
+            if sl is not None:
+                idx.extend(range(sl.start, sl.stop))
+        return idx
+
+    def _record(self, reasons: tuple[str, ...] | list[str], counts: list[str] | None = None) -> None:
+        self.last_reasons = tuple(dict.fromkeys(reasons))
+        for r in counts if counts is not None else reasons:
+            self.stats[r] += 1
+        for r in self.last_reasons:
+            level = logging.WARNING if r in HOLD_REASONS else logging.INFO
+            logger.log(level, "safety intervention: %s", r)

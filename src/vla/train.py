@@ -1,0 +1,419 @@
+"""The one training loop of vla: a pure `train_step` plus `train()`, which wires data, model and checkpoints.
+
+Reproducibility by construction: the windows and augmentation of step k are drawn from generators seeded
+with (seed, k), so a resumed run sees exactly the batches an uninterrupted run sees; the rest of the
+randomness (dropout, diffusion noise) comes from torch's global generator, whose state is checkpointed.
+
+Distributed: under `torchrun --nproc_per_node=N` every rank draws the same global batch of step k and
+takes its 1/N slice; DistributedDataParallel averages gradients, so N ranks equal one process on the same
+global batch. gloo on CPU, nccl on GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from vla.config import TrainConfig, to_dict
+from vla.data.augment import AugmentConfig, augment_batch
+from vla.data.reader import EpisodeDataset
+from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
+from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
+from vla.models.language import build_vocab
+from vla.presets import get_preset
+from vla.train_state import Counters, load_state, save_state
+from vla.types import Batch
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------- pieces
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at `step`: linear warm-up, then cosine decay to `lr * min_lr_ratio`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(policy: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms, biases or embeddings' scales)."""
+    decay, no_decay = [], []
+    for p in policy.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point state (what the checkpoint deploys)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        # Only trainable parameters and float buffers: averaging a frozen pretrained encoder is wasted work.
+        self.decay = decay
+        keep = {n for n, p in model.named_parameters() if p.requires_grad}
+        keep |= {n for n, b in model.named_buffers() if b.is_floating_point()}
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if k in keep}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v.detach(), 1.0 - self.decay)
+
+    @contextmanager
+    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+        """Temporarily loads the EMA weights into `model`."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(backup, strict=False)
+
+
+class _LossModule(torch.nn.Module):
+    """Makes `policy.loss` the forward pass, so DistributedDataParallel can wrap any policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.policy.loss(batch)
+
+
+def train_step(
+    model: torch.nn.Module,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    *,
+    lr: float,
+    grad_clip: float,
+    ema: EMA | None = None,
+    ema_target: torch.nn.Module | None = None,
+) -> dict[str, float]:
+    """One optimizer step on `batch`; returns the loss and the policy's metrics.
+
+    Args:
+        model: a module whose forward(batch) returns (loss, metrics) (`_LossModule` or its DDP wrapper).
+        batch: the (already augmented) windows, on the model's device.
+        optimizer: the optimizer; its learning rate is set to `lr` first.
+        lr: learning rate of this step.
+        grad_clip: max global gradient norm (0 disables).
+        ema: EMA to update after the step, tracking `ema_target`.
+        ema_target: the unwrapped policy.
+    """
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss, metrics = model(batch)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"training loss became {loss.item()}; lower the learning rate or check the data"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    out = {"loss": float(loss.detach()), **metrics, "lr": lr}
+    if grad_clip > 0:
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
+    optimizer.step()
+    if ema is not None and ema_target is not None:
+        ema.update(ema_target)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ data
+@dataclass
+class _Data:
+    train: WindowDataset
+    val: WindowDataset | None
+    weights: np.ndarray | None
+    paraphrase: Callable[[str, np.random.Generator], str] | None
+    reader: EpisodeDataset
+
+
+def _load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> _Data:
+    reader = EpisodeDataset(cfg.dataset)
+    if reader.stats is None:
+        raise ValueError(
+            f"{cfg.dataset}: dataset has no normalization statistics (run `vla data info` to check)"
+        )
+    if reader.embodiment is None:
+        raise ValueError(f"{cfg.dataset}: dataset has no embodiment description")
+    families = reader.families
+    chosen = [i for i, f in enumerate(families) if not cfg.families or f in cfg.families]
+    if not chosen:
+        raise ValueError(
+            f"{cfg.dataset}: no episodes of families {list(cfg.families)}; has {sorted(set(families))}"
+        )
+    train_eps, val_eps = split_episodes(
+        [families[i] for i in chosen], val_fraction=cfg.val_fraction, seed=cfg.seed
+    )
+    wcfg = WindowConfig(obs_horizon=policy_cfg.obs_horizon, action_horizon=policy_cfg.action_horizon)
+    train = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in train_eps])
+    val = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in val_eps]) if val_eps else None
+    paraphrase = None
+    if reader.suite == "tabletop":
+        from vla.envs.tabletop.language import paraphrase as tabletop_paraphrase
+
+        paraphrase = tabletop_paraphrase
+    weights = train.family_weights() if cfg.balance_families else None
+    return _Data(train=train, val=val, weights=weights, paraphrase=paraphrase, reader=reader)
+
+
+def batch_indices(step: int, *, n: int, batch_size: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
+    """The global batch of step `step`: int64 [batch_size] window indices, a pure function of its args."""
+    rng = np.random.default_rng([seed, step, 1])
+    return rng.choice(n, size=batch_size, replace=True, p=weights).astype(np.int64)
+
+
+def _augmented(batch: Batch, data: _Data, aug: AugmentConfig, *, seed: int, step: int, rank: int) -> Batch:
+    gen = torch.Generator().manual_seed(int(np.random.default_rng([seed, step, 2, rank]).integers(2**62)))
+    rng = np.random.default_rng([seed, step, 3, rank])
+    return augment_batch(batch, aug, generator=gen, paraphrase=data.paraphrase, rng=rng)
+
+
+@torch.no_grad()
+def validate(
+    policy: Policy, val: WindowDataset, *, batches: int, batch_size: int, seed: int
+) -> dict[str, float]:
+    """Mean validation loss overall and per task family (fixed windows, no augmentation)."""
+    policy.eval()
+    rng = np.random.default_rng([seed, 7])
+    idx = rng.permutation(len(val))[: batches * batch_size]
+    totals: dict[str, list[float]] = {}
+    state = torch.get_rng_state()  # keep training randomness independent of validation
+    for chunk in np.array_split(idx, max(1, math.ceil(len(idx) / batch_size))):
+        batch = val.get_batch(chunk).to(policy.device)
+        loss, _ = policy.loss(batch)
+        totals.setdefault("val_loss", []).append(float(loss))
+        for fam in sorted(set(batch.family)):
+            sel = [i for i, f in enumerate(batch.family) if f == fam]
+            sub = val.get_batch(chunk[sel]).to(policy.device)
+            totals.setdefault(f"val_loss/{fam or 'all'}", []).append(float(policy.loss(sub)[0]))
+    torch.set_rng_state(state)
+    return {k: float(np.mean(v)) for k, v in totals.items()}
+
+
+def _apply_stage(policy: Policy, base_trainable: dict[str, bool], frozen: tuple[str, ...]) -> None:
+    for name, p in policy.named_parameters():
+        p.requires_grad_(base_trainable[name] and name.split(".", 1)[0] not in frozen)
+
+
+# ------------------------------------------------------------------------------------------------ loop
+def build_policy_config(cfg: TrainConfig) -> PolicyConfig:
+    """The preset named by `cfg`, with its overrides applied."""
+    policy_cfg = get_preset(cfg.preset)
+    if cfg.policy_overrides:
+        policy_cfg = policy_cfg.override(parse_overrides(list(cfg.policy_overrides)))
+    return policy_cfg
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", progress: bool = True
+) -> dict[str, Any]:
+    """Trains a policy as `cfg` says; returns a summary (steps, wall time, last metrics, checkpoint path).
+
+    Writes `<out>/checkpoint/` (deployable, EMA weights + stats), `<out>/train_state/` (for `resume`),
+    `<out>/train_config.json`, `<out>/metrics.jsonl` and TensorBoard events in `<out>/tb/`.
+    """
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    rank, world = 0, 1
+    if distributed:
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if cfg.batch_size % world:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} must be divisible by the {world} distributed ranks"
+            )
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    policy_cfg = build_policy_config(cfg)
+    data = _load_data(cfg, policy_cfg)
+    if policy_cfg.language.kind == "vocab" and not policy_cfg.language.vocab:
+        # The no-pretraining baseline's vocabulary comes from the data (and is saved in config.json).
+        policy_cfg = policy_cfg.override({"language.vocab": build_vocab(data.reader.instructions)})
+    assert data.reader.stats is not None and data.reader.embodiment is not None
+    torch.manual_seed(cfg.seed)
+    policy = build_policy(
+        policy_cfg, embodiment=data.reader.embodiment, stats=data.reader.stats, device=device
+    )
+    base_trainable = {n: p.requires_grad for n, p in policy.named_parameters()}
+    optimizer = make_optimizer(policy, cfg)
+    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    counters = Counters()
+    state_dir = out / "train_state"
+    if resume:
+        cfg_file = out / "train_config.json"
+        saved = json.loads(cfg_file.read_text()) if cfg_file.exists() else None
+        now = json.loads(json.dumps(to_dict(cfg)))
+        if saved is not None:
+            diff = sorted(k for k in set(saved) | set(now) if k != "steps" and saved.get(k) != now.get(k))
+            if diff:
+                raise ValueError(
+                    f"{out}: --resume with a config that differs from train_config.json in {diff}"
+                )
+        counters = load_state(state_dir, model=policy, ema=ema.shadow if ema else None, optimizer=optimizer)
+    elif state_dir.exists() and rank == 0:
+        raise FileExistsError(
+            f"{out} already holds a training run; pass --resume to continue it or choose --out"
+        )
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+    model: torch.nn.Module = _LossModule(policy)
+    if distributed:
+        # Staged freezing changes which parameters get gradients mid-run, which DDP must be told about.
+        model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=bool(cfg.stages))
+    aug = AugmentConfig(p_paraphrase=cfg.paraphrase_prob) if cfg.augment else AugmentConfig.none()
+    if policy_cfg.vision.random_shift > 0:
+        aug = replace(aug, p_shift=0.0)  # the model shifts its own inputs while training; never twice
+    writer = _tensorboard(out / "tb") if rank == 0 else None
+    metrics_file = open(out / "metrics.jsonl", "a") if rank == 0 else None  # noqa: SIM115
+    bar = tqdm(total=cfg.steps, initial=counters.step, disable=not progress or rank != 0, dynamic_ncols=True)
+    last: dict[str, float] = {}
+    session_start, start_step, elapsed_before = time.perf_counter(), counters.step, counters.elapsed_s
+    stop_reason = "steps"
+    try:
+        while counters.step < cfg.steps:
+            step = counters.step
+            _apply_stage(policy, base_trainable, cfg.frozen_prefixes(step))
+            idx = batch_indices(
+                step, n=len(data.train), batch_size=cfg.batch_size, seed=cfg.seed, weights=data.weights
+            )
+            batch = data.train.get_batch(idx[rank::world])
+            batch = _augmented(batch, data, aug, seed=cfg.seed, step=step, rank=rank).to(device)
+            last = train_step(
+                model,
+                batch,
+                optimizer,
+                lr=lr_at(step, cfg),
+                grad_clip=cfg.grad_clip,
+                ema=ema,
+                ema_target=policy,
+            )
+            counters.step += 1
+            session_s = time.perf_counter() - session_start
+            elapsed = elapsed_before + session_s
+            last["samples_per_s"] = cfg.batch_size * (counters.step - start_step) / max(1e-9, session_s)
+            bar.set_postfix(
+                loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.1e}", sps=f"{last['samples_per_s']:.0f}"
+            )
+            bar.update(1)
+            if data.val is not None and cfg.val_every and counters.step % cfg.val_every == 0:
+                with ema.applied(policy) if ema else _nothing():
+                    val = validate(
+                        policy, data.val, batches=cfg.val_batches, batch_size=cfg.batch_size, seed=cfg.seed
+                    )
+                last.update(val)
+                if val["val_loss"] < counters.best_val - 1e-6:
+                    counters.best_val, counters.bad_evals = val["val_loss"], 0
+                else:
+                    counters.bad_evals += 1
+            if rank == 0:
+                _log(metrics_file, writer, counters.step, last)
+            over_time = cfg.time_budget_s > 0 and elapsed >= cfg.time_budget_s
+            patience_out = cfg.early_stop_patience > 0 and counters.bad_evals >= cfg.early_stop_patience
+            done = counters.step >= cfg.steps or over_time or patience_out
+            if rank == 0 and (done or (cfg.save_every and counters.step % cfg.save_every == 0)):
+                counters.elapsed_s = elapsed
+                _save(out, policy, ema, optimizer, counters, cfg)
+            if over_time or patience_out:
+                stop_reason = "time budget" if over_time else "early stopping"
+                break
+    finally:
+        bar.close()
+        if metrics_file:
+            metrics_file.close()
+        if writer:
+            writer.close()
+        data.reader.close()
+        if distributed:
+            dist.barrier()
+    return {
+        "steps": counters.step,
+        "stop_reason": stop_reason,
+        "elapsed_s": counters.elapsed_s,
+        "checkpoint": str(out / "checkpoint"),
+        "metrics": last,
+        "params": policy.num_params(),
+    }
+
+
+def _save(
+    out: Path,
+    policy: Policy,
+    ema: EMA | None,
+    optimizer: torch.optim.Optimizer,
+    counters: Counters,
+    cfg: TrainConfig,
+) -> None:
+    metadata = {
+        "train": {"dataset": str(cfg.dataset), "preset": cfg.preset, "step": counters.step, "seed": cfg.seed}
+    }
+    tmp = out / "checkpoint.tmp"
+    _rmtree(tmp)
+    with ema.applied(policy) if ema else _nothing():
+        policy.save_pretrained(tmp, metadata=metadata)
+    final = out / "checkpoint"
+    if final.exists():
+        old = out / "checkpoint.old"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        _rmtree(old)
+    else:
+        os.replace(tmp, final)
+    save_state(
+        out / "train_state",
+        model=policy,
+        ema=ema.shadow if ema else None,
+        optimizer=optimizer,
+        counters=counters,
+    )
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _tensorboard(path: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional: the JSONL file has the same numbers
+        return None
+    return SummaryWriter(str(path))
+
+
+def _log(file: Any, writer: Any, step: int, metrics: dict[str, float]) -> None:
+    if file is not None:
+        file.write(json.dumps({"step": step, **metrics}) + "\n")
+    if writer is not None:
+        for k, v in metrics.items():
+            writer.add_scalar(k, v, step)

@@ -1,0 +1,62 @@
+"""Every family's scripted expert succeeds (a few seeds per family; the 100-episode measurement is
+`vla env expert tabletop --episodes-per-task 100`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vla.envs import get_suite
+from vla.envs.tabletop import tasks
+from vla.envs.tabletop.expert import TabletopExpert
+
+from .conftest import run_expert
+
+
+@pytest.mark.parametrize("family", tasks.FAMILIES)
+def test_env_expert_succeeds_on_train_seeds(make_env, family) -> None:
+    env = make_env(family)
+    for seed in (0, 1):
+        success, steps = run_expert(env, seed)
+        assert success, f"{family} expert failed on seed {seed}: '{env.task.instruction}'"
+        assert steps < env.max_steps
+
+
+@pytest.mark.parametrize(
+    ("family", "split"), [("stack", "unseen"), ("put_in", "randomized"), ("push", "paraphrase")]
+)
+def test_env_expert_succeeds_on_other_splits(make_env, family, split) -> None:
+    env = make_env(family, split=split)
+    assert run_expert(env, 11)[0]
+
+
+def test_env_expert_drives_joint_pos_mode(make_env) -> None:
+    env = make_env("pick_up", action_mode="joint_pos")
+    expert = TabletopExpert(env)
+    obs, _ = env.reset(seed=0)
+    expert.reset()
+    action = expert.act(obs)
+    assert action.shape == (8,)
+    assert np.all(action[:7] >= env.action_space.low[:7])
+    assert run_expert(env, 3)[0]
+
+
+def test_env_expert_is_deterministic(make_env) -> None:
+    env = make_env("move_next_to")
+    expert = get_suite("tabletop").expert(env)
+    traces = []
+    for _ in range(2):
+        obs, _ = env.reset(seed=21)
+        expert.reset()
+        actions = []
+        for _ in range(8):
+            a = expert.act(obs)
+            actions.append(a)
+            obs, *_ = env.step(a)
+        traces.append(np.stack(actions))
+    np.testing.assert_array_equal(traces[0], traces[1])
+
+
+def test_env_expert_rejects_foreign_env() -> None:
+    with pytest.raises(TypeError, match="needs a TabletopEnv"):
+        TabletopExpert(object())  # type: ignore[arg-type]
