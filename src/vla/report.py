@@ -40,7 +40,7 @@ def _write_videos(results: list[Any], folder: Path, *, fps: float) -> list[Path]
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{r.family}_seed{r.seed}_{'success' if r.success else 'failure'}.mp4"
-        frames = [_upscale(f, 2) for f in r.frames]
+        frames: list[Any] = [_upscale(f, 2) for f in r.frames]
         imageio.mimsave(path, frames, fps=fps, codec="libx264", quality=7, macro_block_size=1)
         paths.append(path)
     return paths
@@ -63,7 +63,7 @@ def _write_attention(results: list[Any], policy: Any, path: Path) -> Path | None
         heat = (
             np.asarray(
                 Image.fromarray((m / max(m.max(), 1e-12) * 255).astype(np.uint8)).resize(
-                    (img.shape[1], img.shape[0]), Image.BILINEAR
+                    (img.shape[1], img.shape[0]), Image.Resampling.BILINEAR
                 ),
                 dtype=np.float32,
             )[..., None]

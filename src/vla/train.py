@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,7 +54,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def make_optimizer(policy: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (not on norms, biases or embeddings' scales)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for p in policy.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
@@ -290,7 +292,10 @@ def train(
         aug = replace(aug, p_shift=0.0)  # the model shifts its own inputs while training; never twice
     writer = _tensorboard(out / "tb") if rank == 0 else None
     metrics_file = open(out / "metrics.jsonl", "a") if rank == 0 else None  # noqa: SIM115
-    bar = tqdm(total=cfg.steps, initial=counters.step, disable=not progress or rank != 0, dynamic_ncols=True)
+    # A live bar on a terminal; in logs (CI, nohup) a plain line every `log_every` steps instead.
+    interactive = progress and rank == 0 and sys.stderr.isatty()
+    bar = tqdm(total=cfg.steps, initial=counters.step, disable=not interactive, dynamic_ncols=True)
+    log_every = max(1, cfg.steps // 20)
     last: dict[str, float] = {}
     session_start, start_step, elapsed_before = time.perf_counter(), counters.step, counters.elapsed_s
     stop_reason = "steps"
@@ -320,6 +325,15 @@ def train(
                 loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.1e}", sps=f"{last['samples_per_s']:.0f}"
             )
             bar.update(1)
+            if progress and rank == 0 and not interactive and counters.step % log_every == 0:
+                log.info(
+                    "step %d/%d loss %.4f lr %.1e %.0f samples/s",
+                    counters.step,
+                    cfg.steps,
+                    last["loss"],
+                    last["lr"],
+                    last["samples_per_s"],
+                )
             if data.val is not None and cfg.val_every and counters.step % cfg.val_every == 0:
                 with ema.applied(policy) if ema else _nothing():
                     val = validate(

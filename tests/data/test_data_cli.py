@@ -107,7 +107,19 @@ def test_data_collect_function_returns_summary(tmp_path: Path) -> None:
     assert summary["recorded"] == {"touch": 1}
     assert summary["steps_per_second"] > 0
     json.dumps(summary)
+    # Appending continues after the seeds already in the file instead of repeating episodes.
+    collect(
+        "tabletop",
+        out=tmp_path / "d.h5",
+        families=("touch",),
+        episodes_per_task=1,
+        workers=1,
+        seed=5,
+        image_size=32,
+    )
     with EpisodeDataset(tmp_path / "d.h5") as ds:
-        assert ds.info(0).meta["seed"] == 5
+        assert [i.meta["seed"] for i in ds.infos] == [5, 6]
+        assert ds.stats is not None
+        assert ds.stats.action.count == int(ds.lengths.sum())
     with pytest.raises(ValueError, match=r"unknown families \['tuch'\]"):
         collect("tabletop", out=tmp_path / "e.h5", families=("tuch",), episodes_per_task=1, workers=1)

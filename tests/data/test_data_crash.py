@@ -153,3 +153,26 @@ def test_data_readers_see_committed_episodes_while_another_process_writes(tmp_pa
     assert seen == sorted(seen)
     assert seen[-1] == 40
     assert len(set(seen)) > 2, f"the reader never overlapped the writer: {seen}"
+
+
+def test_data_writer_times_out_on_a_held_lock(tmp_path: Path) -> None:
+    import fcntl
+
+    from vla.data.journal import file_lock
+
+    path = tmp_path / "locked.h5"
+    path.write_bytes(b"x")
+    holder = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_SH)  # like a program that keeps the file open with HDF5 locking
+        with file_lock(path, exclusive=False, timeout=0.1):
+            pass  # readers share
+        with (
+            pytest.raises(TimeoutError, match=r"locked\.h5: another process has held the file locked"),
+            file_lock(path, exclusive=True, timeout=0.1),
+        ):
+            pass
+    finally:
+        os.close(holder)
+    with file_lock(path, exclusive=True, timeout=0.1):
+        pass

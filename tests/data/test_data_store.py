@@ -190,3 +190,42 @@ def test_data_recorder_keeps_only_successes_unless_asked(
         ep = ds.episode(0)
         assert ep.meta == {"family": "stack", "seed": 3}
         np.testing.assert_array_equal(ep.state[:, 0], [0, 1, 2, 3])
+
+
+def test_data_store_damaged_chunk_error(small_dataset: tuple[Path, list[Episode]]) -> None:
+    path, _ = small_dataset
+    with h5py.File(path, "r") as f:
+        offset = f["data/demo_2/obs/wrist_image"].id.get_chunk_info(1).byte_offset
+    blob = bytearray(path.read_bytes())
+    blob[offset : offset + 64] = b"\xff" * 64
+    path.write_bytes(bytes(blob))
+    with EpisodeDataset(path) as ds:
+        ds.episode(1)  # undamaged episodes still read
+        with pytest.raises(ValueError, match=r"small\.h5: demo_2/obs/wrist_image: unreadable"):
+            ds.read_frames(2, "wrist")
+        with pytest.raises(ValueError, match=r"small\.h5: demo_2: unreadable"):
+            ds.episode(2)
+
+
+def test_data_reads_plain_robomimic_file(tmp_path: Path) -> None:
+    """A robomimic-style file written by another tool (no vla attributes) still opens."""
+    path = tmp_path / "robomimic.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        for i, n in ((1, 3), (0, 4)):  # written out of order: the reader sorts demo_N numerically
+            g = f.create_group(f"data/demo_{i}")
+            g.create_dataset("obs/agentview_image", data=rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8))
+            g.create_dataset("obs/state", data=np.full((n, 2), i, np.float32))
+            g.create_dataset("actions", data=np.zeros((n, 1), np.float32))
+            g.attrs["num_samples"] = n
+            g.attrs["lang"] = f"task {i}"
+    with EpisodeDataset(path) as ds:
+        assert len(ds) == 2
+        assert ds.cameras == ("agentview",)
+        assert ds.embodiment is None
+        assert ds.lengths.tolist() == [4, 3]
+        ep = ds.episode(1)
+        assert ep.state[0, 0] == 1
+        np.testing.assert_allclose(ep.timestamps, [0.0, 0.1, 0.2])
+        assert ep.meta["lang"] == "task 1"
+        assert ep.instruction == "task 1"

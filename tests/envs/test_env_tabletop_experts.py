@@ -60,3 +60,26 @@ def test_env_expert_is_deterministic(make_env) -> None:
 def test_env_expert_rejects_foreign_env() -> None:
     with pytest.raises(TypeError, match="needs a TabletopEnv"):
         TabletopExpert(object())  # type: ignore[arg-type]
+
+
+def test_env_expert_regrasps_after_a_drop(make_env) -> None:
+    env = make_env("put_in")
+    expert = TabletopExpert(env)
+    obs, _ = env.reset(seed=0)
+    expert.reset()
+    dropped = False
+    info: dict = {"success": False}
+    phases = []
+    for _ in range(env.max_steps):
+        action = expert.act(obs)
+        phases.append(expert.phase)
+        if expert.phase == "carry" and not dropped:
+            action[6] = 0.0  # open the gripper mid-carry: the object falls
+            dropped = True
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    assert dropped
+    first_carry = phases.index("carry")
+    assert "descend" in phases[first_carry:], "expert did not go back for the object"
+    assert info["success"]

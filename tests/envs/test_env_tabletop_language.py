@@ -47,3 +47,18 @@ def test_env_paraphrase_rejects_foreign_text() -> None:
         language.paraphrase("make me a sandwich", np.random.default_rng(0))
     with pytest.raises(ValueError, match="not a tabletop instruction"):
         language.paraphrase("pick up the pink block", np.random.default_rng(0))
+
+
+def test_env_show_resolves_families_typos_and_instructions() -> None:
+    from vla.envs import get_suite
+    from vla.envs.tabletop.show import resolve_task
+
+    suite = get_suite("tabletop")
+    assert resolve_task(suite, "stack", split="train", seed=3) == ("stack", 3, "")
+    family, _, note = resolve_task(suite, "move nxt to", split="train", seed=0)
+    assert family == "move_next_to"
+    assert note
+    family, seed, note = resolve_task(suite, "push the red block to the left", split="train", seed=0)
+    spec = tasks.sample_episode(family, "train", np.random.default_rng(seed))
+    assert (family, note) == ("push", "")
+    assert spec.slots == {"obj": "red block", "direction": "left"}

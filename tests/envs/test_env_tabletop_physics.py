@@ -137,3 +137,19 @@ def test_env_success_predicates_reject_near_misses() -> None:
     assert tasks.is_success(push, _state(push, far, start=start))
     for bad in (short, wrong, lifted):
         assert not tasks.is_success(push, _state(push, bad, start=start))
+
+
+def test_env_configs_validate() -> None:
+    from vla.envs.tabletop.ik import IKConfig
+    from vla.envs.tabletop.randomize import RandomizationConfig
+
+    with pytest.raises(ValueError, match="iterations"):
+        IKConfig(iterations=0)
+    with pytest.raises(ValueError, match="positive"):
+        IKConfig(damping=0.0)
+    with pytest.raises(ValueError, match="light_scale"):
+        RandomizationConfig(light_scale=(1.5, 1.0))
+    with pytest.raises(ValueError, match="noise_std"):
+        RandomizationConfig(noise_std=(-1.0, 2.0))
+    with pytest.raises(ValueError, match=">= 0"):
+        RandomizationConfig(object_tint=-0.1)

@@ -51,8 +51,13 @@ def make_embodiment(state_dim: int = S, action_dim: int = A) -> Embodiment:
 def feature_stats(x: np.ndarray) -> FeatureStats:
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)
     return FeatureStats(
-        mean=x.mean(0), std=x.std(0), min=x.min(0), max=x.max(0),
-        q01=np.quantile(x, 0.01, axis=0), q99=np.quantile(x, 0.99, axis=0), count=len(x),
+        mean=x.mean(0),
+        std=x.std(0),
+        min=x.min(0),
+        max=x.max(0),
+        q01=np.quantile(x, 0.01, axis=0),
+        q99=np.quantile(x, 0.99, axis=0),
+        count=len(x),
     )
 
 
@@ -179,5 +184,12 @@ def build(cfg: PolicyConfig, data: ToyData, *, seed: int = 0) -> Policy:
 def kit() -> SimpleNamespace:
     """The helpers above, for test modules (conftest is not importable under --import-mode=importlib)."""
     return SimpleNamespace(
-        make_toy=make_toy, fit=fit, tiny=tiny, build=build, embodiment=make_embodiment, stats=feature_stats, S=S, A=A
+        make_toy=make_toy,
+        fit=fit,
+        tiny=tiny,
+        build=build,
+        embodiment=make_embodiment,
+        stats=feature_stats,
+        S=S,
+        A=A,
     )

@@ -14,12 +14,17 @@ import torch
 from vla.models import PolicyConfig
 from vla.presets import get_preset, list_presets
 
-# head kind -> (training steps, loss threshold)
-BUDGET = {"regression": (100, 0.06), "binned": (100, 1.0), "diffusion": (250, 0.2), "flow": (250, 0.35)}
-TOLERANCE = 0.1  # mean |action error| in robot units; targets span about [-0.6, 0.6]
+# head kind -> (training steps, loss threshold, tolerance on the mean |action error| in robot units).
+# Targets span about [-0.6, 0.6]; always predicting zero would err by about 0.47.
+BUDGET = {
+    "regression": (70, 0.06, 0.08),
+    "binned": (100, 1.0, 0.08),
+    "diffusion": (150, 0.05, 0.08),
+    "flow": (200, 0.25, 0.1),
+}
 
 
-def _check_fit(kit, cfg: PolicyConfig, steps: int, loss_max: float) -> None:
+def _check_fit(kit, cfg: PolicyConfig, steps: int, loss_max: float, tol: float) -> None:
     data = kit.make_toy(T=cfg.obs_horizon, H=cfg.action_horizon)
     policy = kit.build(cfg, data)
     losses = kit.fit(policy, data, steps=steps)
@@ -27,14 +32,13 @@ def _check_fit(kit, cfg: PolicyConfig, steps: int, loss_max: float) -> None:
     assert final < loss_max, f"loss {final:.3f} (start {losses[0]:.3f}) did not fall below {loss_max}"
     chunk = policy.predict(data.obs(), generator=torch.Generator().manual_seed(0))
     err = float(np.abs(chunk.actions - data.actions).mean())
-    assert err < TOLERANCE, f"mean |action error| {err:.3f} >= {TOLERANCE}"
+    assert err < tol, f"mean |action error| {err:.3f} >= {tol}"
 
 
 @pytest.mark.parametrize("name", list_presets())
 def test_models_preset_fits_synthetic_task(kit, name: str) -> None:
     cfg = kit.tiny(get_preset(name))
-    steps, loss_max = BUDGET[cfg.head.kind]
-    _check_fit(kit, cfg, steps, loss_max)
+    _check_fit(kit, cfg, *BUDGET[cfg.head.kind])
 
 
 def test_models_mse_head_with_vocab_language_fits(kit) -> None:
@@ -45,4 +49,4 @@ def test_models_mse_head_with_vocab_language_fits(kit) -> None:
         "language.vocab": ["go", "left", "right"],
         "language.embed_dim": 16,
     }
-    _check_fit(kit, kit.tiny(get_preset("default"), **over), 100, 0.01)
+    _check_fit(kit, kit.tiny(get_preset("default"), **over), 100, 0.01, 0.08)

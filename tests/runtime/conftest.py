@@ -72,8 +72,9 @@ class _Cfg:
 
 
 class ScriptedPolicy:
-    """Deterministic policy double: action[h] = base + 0.01 * (h + 1) + step offset, where the step
-    offset counts calls. `mode` makes it misbehave: "nan" (NaN actions), "raise", "huge".
+    """Deterministic policy double: action[h] = 0.001 * (h + 1) + 0.0001 * calls + 0.001 * state[7]
+    (state[7] = joint_vel[0] tags each batch row). `mode` makes it misbehave: "nan" (NaN actions),
+    "nan_first" (NaN on the first call only), "raise", "huge".
 
     Also records the batches it saw and can sleep to simulate a slow model.
     """
@@ -114,7 +115,8 @@ class ScriptedPolicy:
             actions = np.broadcast_to(
                 0.001 * (h + 1) + 0.0001 * self.calls, (b, len(h), self.action_dim)
             ).copy()
-            if self.mode == "nan":
+            actions += 0.001 * obs.state[:, -1, 7][:, None, None]  # joint_vel[0] tags a batch row
+            if self.mode == "nan" or (self.mode == "nan_first" and self.calls == 1):
                 actions[:] = np.nan
             elif self.mode == "huge":
                 actions[:] = 1e6

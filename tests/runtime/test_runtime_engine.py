@@ -4,6 +4,7 @@ ONNX export works from the CLI, and the engine drives the server and the safe co
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -70,7 +71,7 @@ def _half_range(engine: Engine) -> np.ndarray:
 def test_int8_within_tolerance(eager, tiny_checkpoint, rt):
     q = Engine.from_checkpoint(tiny_checkpoint, EngineConfig(backend="int8"))
     n_quant = sum(
-        type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in q._runner.modules()
+        type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in q._core.modules()
     )
     assert n_quant >= 3  # the Linear layers really are int8 now
     obs = _obs(rt, batch=3)
@@ -89,7 +90,7 @@ def test_onnx_backend_matches_eager(eager, tiny_checkpoint, rt, tmp_path):
         np.testing.assert_allclose(got.confidence, ref.confidence, atol=1e-4)
     small = _obs(rt)
     bad = Observation(images={k: v[:16] for k, v in small.images.items()}, state=small.state, instruction="x")
-    with pytest.raises(ValueError, match=r"ONNX backend takes images at config\.image_size"):
+    with pytest.raises(ValueError, match=r"this backend takes images at config\.image_size"):
         onnx_engine.predict(bad)
 
 
@@ -202,3 +203,38 @@ def test_vla_serve_command(tiny_checkpoint, rt):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_bench_latency_command_prints_table_and_json(tiny_checkpoint):
+    from vla.cli.main import app
+
+    args = [
+        "bench",
+        "latency",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--backends",
+        "eager,onnx",
+        "--calls",
+        "3",
+    ]
+    args += ["--server-calls", "3", "--load-clients", "2", "--load-seconds", "0.3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    for key in ("eager_ms_median", "onnx_ms_median", "server_ms_median", "load_throughput_rps"):
+        assert summary[key] > 0, key
+    assert "server load, 2 clients" in result.output
+
+
+def test_onnx_file_from_another_checkpoint_is_refused(tiny_checkpoint, tmp_path, rt):
+    other = rt.build_tiny_policy()
+    with torch.no_grad():
+        next(other.head.parameters()).add_(0.1)  # same config and stats, different weights
+    path = export_onnx(other, tmp_path / "other.onnx")
+    with pytest.raises(ValueError, match="vla_weights_sha256"):
+        Engine.from_checkpoint(tiny_checkpoint, EngineConfig(backend="onnx", onnx_path=str(path)))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Engine.from_checkpoint(
+            tiny_checkpoint, EngineConfig(backend="onnx", onnx_path=str(tmp_path / "nope.onnx"))
+        )

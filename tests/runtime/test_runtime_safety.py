@@ -169,3 +169,32 @@ def test_bad_shapes_are_refused(rt):
         f.act(np.zeros(7), np.zeros(21))
     with pytest.raises(ValueError, match="velocity_scale"):
         SafetyConfig(velocity_scale=2.0)
+
+
+@SETTINGS
+@given(chunk=arrays(np.float32, (6, 8), elements=wild), u=unit7, e=ee_inside, prev=st.booleans())
+def test_joint_pos_chunk_never_leaves_limits(rt, chunk, u, e, prev):
+    emb = rt.make_test_embodiment()
+    f = SafetyFilter(emb, SafetyConfig(action_space="joint_pos"))
+    state = _state(emb, u, _ee(emb, e))
+    prev_action = np.r_[state[:7], 0.0] if prev else None
+    out = f.filter_chunk(chunk, state, prev_action=prev_action).astype(np.float64)
+    lo, hi = np.asarray(emb.joint_low), np.asarray(emb.joint_high)
+    vmax = np.asarray(emb.max_joint_velocity) / emb.control_hz
+    assert np.all(np.isfinite(out))
+    assert np.all(out[:, :7] >= lo - EPS) and np.all(out[:, :7] <= hi + EPS)
+    assert np.all((out[:, 7] >= 0) & (out[:, 7] <= 1))
+    # Velocity from the measured joints (or the previous command) through every step of the chunk.
+    path = np.vstack([state[:7], out[:, :7]])
+    assert np.all(np.abs(np.diff(path, axis=0)) <= vmax + 1e-5)
+
+
+def test_works_for_a_foreign_embodiment_without_joints_or_workspace():
+    """A LeRobot-imported robot: one wide 'action' group, no joint limits; NaN still holds."""
+    from vla.data.lerobot_import import describe_embodiment
+
+    info = {"features": {"observation.state": {"shape": [6]}, "action": {"shape": [6]}}, "fps": 30}
+    f = SafetyFilter(describe_embodiment(info, ["top"], (64, 64)))
+    np.testing.assert_array_equal(f.act(np.ones(6), np.zeros(6)), np.ones(6))
+    np.testing.assert_array_equal(f.act(np.full(6, np.nan), np.zeros(6)), np.ones(6))  # hold the last command
+    assert f.last_reasons == ("non_finite_action",)

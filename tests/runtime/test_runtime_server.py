@@ -124,7 +124,7 @@ def test_healthz_and_token(rt):
 
 def test_inference_does_not_block_event_loop(rt):
     """A slow model call on one connection must not stall health checks or the metadata of others."""
-    policy = rt.ScriptedPolicy(delay=0.5)
+    policy = rt.ScriptedPolicy(delay=1.0)
     server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0))
     port = server.start()
     try:
@@ -137,7 +137,7 @@ def test_inference_does_not_block_event_loop(rt):
             assert r.status == 200
         with PolicyClient("127.0.0.1", port) as other:
             assert other.metadata["action_shape"] == [4, 7]
-        assert time.perf_counter() - t0 < 0.3
+        assert time.perf_counter() - t0 < 0.6  # well before the 1 s model call ends
         t.join()
         slow.close()
         assert policy.max_concurrent == 1
@@ -183,3 +183,69 @@ def test_openpi_msgpack_roundtrip_of_reply(scripted_server, rt):
         assert reply["actions"].shape == (4, 7)
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/nothing", timeout=5)
+
+
+def test_concurrent_requests_are_batched_and_split_per_client(rt):
+    policy = rt.ScriptedPolicy(delay=0.6)
+    server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0, max_batch=8))
+    port = server.start()
+    replies: dict[int, dict] = {}
+    try:
+        clients = [PolicyClient("127.0.0.1", port) for _ in range(6)]
+
+        def ask(i: int) -> None:
+            obs = rt.make_obs()
+            obs["state"] = obs["state"].copy()
+            obs["state"][7] = float(i)  # tag
+            replies[i] = clients[i].infer(obs)
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+        threads[0].start()
+        time.sleep(0.15)  # the first call is running; the other five queue up behind it
+        for t in threads[1:]:
+            t.start()
+        for t in threads:
+            t.join()
+        for c in clients:
+            c.close()
+    finally:
+        server.stop()
+    assert policy.calls == 2  # one lone call, then one batch of five
+    assert replies[0]["server_timing"]["batch_size"] == 1
+    assert {replies[i]["server_timing"]["batch_size"] for i in range(1, 6)} == {5}
+    for i, r in replies.items():
+        first = r["actions"][0, 0] - 0.001 - 0.0001 * (1 if i == 0 else 2)
+        assert first == pytest.approx(0.001 * i, abs=1e-6)  # each client got its own row back
+
+
+def test_prev_action_rate_limits_across_chunks(scripted_server, rt):
+    server, _ = scripted_server
+    with PolicyClient("127.0.0.1", server.port) as client:
+        obs = rt.make_obs()
+        prev = np.array([-0.05, -0.05, -0.05, 0, 0, 0, 0], np.float32)
+        reply = client.infer({**obs, "prev_action": prev})
+        # The chunk starts at +0.0011: a change of 0.0511 from -0.05 exceeds 0.5 x range (0.05).
+        assert "velocity" in reply["safety"]["interventions"]
+        np.testing.assert_allclose(reply["actions"][0, :3], 0.0, atol=1e-6)
+        with pytest.raises(ServerError, match="'prev_action' must be finite"):
+            client.infer({**obs, "prev_action": np.full(7, np.nan, np.float32)})
+
+
+@pytest.mark.parametrize(("mode", "calls", "exhausted"), [("nan_first", 2, False), ("nan", 2, True)])
+def test_server_replans_nan_chunks_then_holds(rt, mode, calls, exhausted):
+    policy = rt.ScriptedPolicy(mode=mode)
+    server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0, max_retries=1))
+    port = server.start()
+    try:
+        with PolicyClient("127.0.0.1", port) as client:
+            reply = client.infer(rt.make_obs())
+    finally:
+        server.stop()
+    assert policy.calls == calls and reply["safety"]["retries"] == 1
+    assert reply["safety"]["recovery_exhausted"] is exhausted
+    assert np.all(np.isfinite(reply["actions"]))
+    if exhausted:
+        np.testing.assert_array_equal(reply["actions"][:, :6], 0.0)  # hold: no motion
+        assert reply["safety"]["interventions"] == ["non_finite_action"]
+    else:
+        assert np.all(reply["actions"][:, 0] > 0)

@@ -45,13 +45,16 @@ def collect(
         seed=seed,
         randomize=randomize,
     )
-    bar = tqdm(total=None, unit="ep", desc=f"collect {suite}")
+    from vla.envs import get_suite
+
+    n_families = len(cfg.families) or len(get_suite(suite).families)
+    bar = tqdm(total=episodes_per_task * n_families, unit="ep", desc=f"collect {suite}")
     done = [0]
 
     def progress(r: CollectReport) -> None:
-        bar.update(r.attempts - done[0])
-        done[0] = r.attempts
-        bar.set_postfix(kept=r.episodes, failed=sum(r.failures.values()), steps_s=f"{r.steps_per_second:.0f}")
+        bar.update(r.episodes - done[0])
+        done[0] = r.episodes
+        bar.set_postfix(failed=sum(r.failures.values()), steps_s=f"{r.steps_per_second:.0f}")
 
     try:
         report = run_collection(cfg, out, progress=progress)
@@ -60,7 +63,8 @@ def collect(
     for fam in report.recorded:
         typer.echo(f"  {fam:14s} kept {report.recorded[fam]:4d}  failed {report.failures[fam]:3d}")
     typer.echo(
-        f"wrote {report.episodes} episodes ({report.steps} steps) to {out} in {report.wall_seconds:.1f} s "
+        f"wrote {report.episodes} episode{'' if report.episodes == 1 else 's'} ({report.steps} steps) to {out} "
+        f"in {report.wall_seconds:.1f} s "
         f"wall: {report.steps_per_second:.1f} steps/s, {report.attempts} attempts, workers={workers}"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import typer
@@ -15,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from vla.cli import data, env, models, runtime, train
 
+
 app = typer.Typer(help="vla: Vision-Language-Action policies on a CPU.", no_args_is_help=True)
 bench = typer.Typer(help="Benchmarks; each prints a table and ends with one JSON line.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
@@ -24,6 +26,9 @@ for area in (env, data, models, train, runtime):
 
 
 def main() -> None:
+    # Library modules log progress on the "vla" logger; the command line shows it on stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("vla").setLevel(logging.INFO)
     app()
 
 

@@ -1,9 +1,101 @@
-"""`vla` commands of the models area."""
+"""`vla` commands of the models area: `vla models list|show`, `vla bench model`."""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
+
+models_app = typer.Typer(help="Policy families (presets) and their configs.", no_args_is_help=True)
+
+
+def models_list(
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="time predict per preset")] = True,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads while timing")] = 2,
+    calls: Annotated[int, typer.Option("--calls", min=1, help="timed calls per preset")] = 30,
+) -> None:
+    """Lists the presets with parameter counts and per-call latency (untrained weights, tabletop shapes)."""
+    import numpy as np
+    import torch
+
+    from vla.models.bench import build_for_bench, time_predict
+    from vla.presets import describe, get_preset, list_presets
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        typer.echo(f"{'preset':<10} {'params':>8} {'ms/call':>8}  description")
+        for name in list_presets():
+            policy = build_for_bench(get_preset(name))
+            ms = (
+                f"{np.median(time_predict(policy, calls=calls, warmup=3)) * 1e3:8.2f}"
+                if latency
+                else f"{'-':>8}"
+            )
+            typer.echo(f"{name:<10} {policy.num_params() / 1e6:>7.2f}M {ms}  {describe(name)}")
+    finally:
+        torch.set_num_threads(before)
+
+
+def models_show(
+    preset: Annotated[str, typer.Argument(help="preset name, e.g. default")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key=value overrides, e.g. head.kind=flow")
+    ] = None,
+) -> None:
+    """Prints a preset's config as JSON (after overrides), as it would be saved in config.json."""
+    from vla.models import parse_overrides
+    from vla.presets import get_preset
+
+    try:
+        cfg = get_preset(preset).override(parse_overrides(overrides or []))
+    except (KeyError, ValueError) as e:
+        raise typer.BadParameter(str(e).strip('"')) from e
+    typer.echo(json.dumps(cfg.to_dict(), indent=2))
+
+
+def bench_model(
+    preset: Annotated[
+        list[str] | None, typer.Option("--preset", help="preset(s) to time; default: default")
+    ] = None,
+    all_presets: Annotated[bool, typer.Option("--all", help="time every preset")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="config override key=value")] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
+    calls: Annotated[int, typer.Option("--calls", min=1)] = 200,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    train_steps: Annotated[int, typer.Option("--train-steps", min=0, help="0 skips training")] = 20,
+) -> None:
+    """Per-call predict latency (median, p95) and training samples/s; prints a table and a JSON line."""
+    from vla.models.bench import ModelBenchConfig, format_table, run_model_bench
+    from vla.presets import get_preset, list_presets
+
+    names = list_presets() if all_presets else (preset or ["default"])
+    try:
+        for n in names:
+            get_preset(n)
+        cfgs = [
+            ModelBenchConfig(
+                preset=n,
+                overrides=tuple(overrides or ()),
+                threads=threads,
+                calls=calls,
+                batch_size=batch_size,
+                train_steps=train_steps,
+            )
+            for n in names
+        ]
+    except (KeyError, ValueError) as e:
+        raise typer.BadParameter(str(e).strip('"')) from e
+    rows = [run_model_bench(c) for c in cfgs]
+    typer.echo(format_table(rows))
+    summary = rows[0] if len(rows) == 1 else {"presets": rows}
+    typer.echo(json.dumps(summary, sort_keys=True))
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Adds this area's commands to the root app and the `vla bench` group."""
+    models_app.command("list")(models_list)
+    models_app.command("show")(models_show)
+    app.add_typer(models_app, name="models")
+    bench.command("model")(bench_model)

@@ -6,7 +6,7 @@ import json
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,16 @@ class Backend(StrEnum):
 
 class ExportFormat(StrEnum):
     onnx = "onnx"
+
+
+def _load(checkpoint: Path, config: Any) -> Any:
+    """Loads an Engine, turning a missing or invalid checkpoint into a usage error (no traceback)."""
+    from vla.runtime.engine import Engine
+
+    try:
+        return Engine.from_checkpoint(checkpoint, config)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--checkpoint") from e
 
 
 def serve(
@@ -39,20 +49,24 @@ def serve(
     unsafe_no_filter: Annotated[
         bool, typer.Option("--unsafe-no-filter", help="serve raw model actions, WITHOUT the safety filter")
     ] = False,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", min=1, help="requests merged into one model call when they queue up")
+    ] = 8,
 ) -> None:
     """Serves a checkpoint over websockets (openpi wire protocol; openpi-client works unchanged)."""
-    from vla.runtime.engine import Engine, EngineConfig
+    from vla.runtime.engine import EngineConfig
     from vla.runtime.safety import SafetyConfig
     from vla.runtime.server import PolicyServer, ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = Engine.from_checkpoint(checkpoint, EngineConfig(backend=backend.value, num_threads=threads))
+    engine = _load(checkpoint, EngineConfig(backend=backend.value, num_threads=threads))
     cfg = ServeConfig(
         host=host,
         port=port,
         token=token,
         safety=SafetyConfig(min_confidence=min_confidence),
         unsafe_no_filter=unsafe_no_filter,
+        max_batch=max_batch,
     )
     server = PolicyServer(engine, engine.spec, cfg)
     meta = server.metadata()
@@ -76,11 +90,11 @@ def export(
     import numpy as np
 
     from vla.runtime.bench import example_request
-    from vla.runtime.engine import Engine
-    from vla.runtime.onnx_export import ATOL, OnnxRunner, export_onnx
+    from vla.runtime.engine import Engine, EngineConfig
+    from vla.runtime.onnx_export import ATOL, export_onnx
     from vla.types import Observation
 
-    engine = Engine.from_checkpoint(checkpoint)
+    engine = _load(checkpoint, EngineConfig())
     try:
         export_onnx(engine.policy, out)
     except ValueError as e:
@@ -94,7 +108,7 @@ def export(
             instruction=req["prompt"],
         )
         ref = engine.predict(obs).actions
-        got = OnnxRunner(engine.policy, out).predict(obs).actions
+        got = Engine(engine.policy, EngineConfig(backend="onnx", onnx_path=str(out))).predict(obs).actions
         err = float(np.abs(got - ref).max())
         status = "OK" if err <= ATOL else "MISMATCH"
         typer.echo(f"onnxruntime vs PyTorch: max |diff| = {err:.2e} (tolerance {ATOL:.0e}) {status}")
@@ -128,6 +142,8 @@ def latency(
     )
     if checkpoint is None:
         typer.echo("no --checkpoint: timing an UNTRAINED default-preset policy built in a temp dir")
+    elif not (checkpoint / "config.json").is_file():
+        raise typer.BadParameter(f"'{checkpoint}' is not a checkpoint directory", param_hint="--checkpoint")
     rows, summary = run_latency(checkpoint, cfg)
     typer.echo(format_table(rows))
     typer.echo(json.dumps(summary, sort_keys=True))

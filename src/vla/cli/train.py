@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -139,7 +139,7 @@ def demo_cmd(
 
     from vla.demo import DemoConfig, run_demo
 
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in {
             "families": tuple(f for f in families.split(",") if f) if families else None,

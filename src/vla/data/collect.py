@@ -17,14 +17,12 @@ from typing import Any
 import numpy as np
 
 from vla.data.episode import Episode
+from vla.data.reader import EpisodeDataset
 from vla.data.stats import compute_and_store
 from vla.data.writer import DatasetWriter
 from vla.envs.base import get_suite
 from vla.envs.rollout import EpisodeResult, iter_episodes, make_jobs
 from vla.types import DatasetStats
-
-# Seeds of round r start at r * SEED_STRIDE, so re-runs never repeat an episode.
-SEED_STRIDE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,8 @@ class CollectConfig:
         workers: worker processes (one per core is the sweet spot for software rendering).
         keep_failed: also record episodes where the expert failed (and do not re-run them).
         image_size: camera image side in pixels.
-        seed: first seed; episode seeds are seed, seed+1, ... per family.
+        seed: first seed; episode seeds are seed, seed+1, ... per family (appending to a file continues
+            after the largest seed it already holds for that family and split, so no episode repeats).
         max_rounds: rounds of re-runs allowed to replace failed episodes.
         randomize: domain randomization in the env (lighting, colours, camera jitter).
     """
@@ -117,6 +116,19 @@ def result_to_episode(result: EpisodeResult, *, control_hz: float) -> Episode:
     )
 
 
+def _next_seeds(path: Path, families: tuple[str, ...], *, split: str, first: int) -> dict[str, int]:
+    """First unused seed per family: `first`, or one past the largest seed `path` holds for it."""
+    seeds = dict.fromkeys(families, first)
+    if not path.exists() or path.stat().st_size == 0:
+        return seeds
+    with EpisodeDataset(path) as ds:
+        for info in ds.infos:
+            fam, seed = info.family, info.meta.get("seed")
+            if fam in seeds and info.meta.get("split") == split and isinstance(seed, int):
+                seeds[fam] = max(seeds[fam], seed + 1)
+    return seeds
+
+
 def collect(
     suite: str,
     *,
@@ -176,13 +188,14 @@ def run_collection(
         "randomize": cfg.randomize,
         "control_hz": embodiment.control_hz,
     }
+    next_seed = _next_seeds(Path(out), families, split=cfg.split, first=cfg.seed)
     writer = DatasetWriter(out, embodiment=embodiment, suite=cfg.suite, env_args=env_args)
     report = CollectReport(
         path=Path(out), recorded=dict.fromkeys(families, 0), failures=dict.fromkeys(families, 0)
     )
     start = time.perf_counter()
     wanted = dict.fromkeys(families, cfg.episodes_per_task)
-    for round_ in range(cfg.max_rounds):
+    for _round in range(cfg.max_rounds):
         jobs = []
         for fam, n in wanted.items():
             if n > 0:
@@ -191,10 +204,11 @@ def run_collection(
                     [fam],
                     episodes_per_family=n,
                     split=cfg.split,
-                    first_seed=cfg.seed + round_ * SEED_STRIDE + (cfg.episodes_per_task if round_ else 0),
+                    first_seed=next_seed[fam],
                     image_size=size,
                     randomize=cfg.randomize,
                 )
+                next_seed[fam] += n  # a re-run round draws fresh episodes
         if not jobs:
             break
         for _, result in iter_episodes(jobs, workers=cfg.workers, record_steps=True):

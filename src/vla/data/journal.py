@@ -24,6 +24,7 @@ import fcntl
 import io
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,12 +47,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+LOCK_TIMEOUT_S = 120.0
+
+
 @contextlib.contextmanager
-def file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
-    """Holds an advisory flock on `path` (exclusive for writers, shared for readers) for the block."""
+def file_lock(path: Path, *, exclusive: bool, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Holds an advisory flock on `path` (exclusive for writers, shared for readers) for the block.
+
+    Raises:
+        TimeoutError: another process kept a conflicting lock for `timeout` seconds (e.g. a program that
+            opened the file with HDF5's own locking and keeps it open while we want to append).
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{path}: another process has held the file locked for {timeout:.0f} s; "
+                        f"{'appending' if exclusive else 'reading'} needs it (close other programs using it)"
+                    ) from None
+                # Short polls: readers release the lock between episode reads, and a writer must be
+                # able to slip into those gaps (a 10 ms poll starved behind a busy reader).
+                time.sleep(0.0005)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -6,7 +6,9 @@ The reader sees the episodes committed when it was opened; a writer may keep app
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,15 @@ class EpisodeInfo:
         return str(self.meta.get("family", ""))
 
 
+@contextlib.contextmanager
+def _reading(where: str) -> Iterator[None]:
+    """Turns HDF5's low-level errors (damaged chunks, bad metadata) into errors naming file and field."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        raise ValueError(f"{where}: unreadable ({e}); the file is damaged or truncated") from e
+
+
 class EpisodeDataset:
     """A vla dataset on disk: `len(ds)` episodes, `ds.episode(i)` reads one.
 
@@ -57,7 +68,8 @@ class EpisodeDataset:
             except OSError as e:
                 raise ValueError(f"{self.path}: not a readable HDF5 file (truncated or corrupt?): {e}") from e
             try:
-                self._load_index()
+                with _reading(str(self.path)):
+                    self._load_index()
             except Exception:
                 self._file.close()
                 raise
@@ -208,7 +220,7 @@ class EpisodeDataset:
         i = self._check_index(i)
         info, g = self._infos[i], self._groups[i]
         n = info.length
-        with file_lock(self.path, exclusive=False):
+        with file_lock(self.path, exclusive=False), _reading(f"{self.path}: {info.name}"):
             frames = {
                 cam: g["obs"][f"{cam}{IMAGE_SUFFIX}"][()]
                 if images
@@ -234,16 +246,19 @@ class EpisodeDataset:
 
     def read_low_dim(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns (state float32 [N, S], actions float32 [N, A]) of episode `i`."""
-        g = self._groups[self._check_index(i)]
-        with file_lock(self.path, exclusive=False):
+        i = self._check_index(i)
+        g = self._groups[i]
+        with file_lock(self.path, exclusive=False), _reading(f"{self.path}: {self._infos[i].name}"):
             return g["obs"][STATE_KEY][()], g["actions"][()]
 
     def read_frames(self, i: int, camera: str, index: np.ndarray | slice | None = None) -> np.ndarray:
         """Returns uint8 [n, Hi, Wi, 3] frames of `camera` in episode `i` (all, a slice or sorted indices)."""
         if camera not in self.cameras:
             raise KeyError(f"{self.path}: no camera '{camera}'; cameras: {list(self.cameras)}")
-        ds = self._groups[self._check_index(i)]["obs"][f"{camera}{IMAGE_SUFFIX}"]
-        with file_lock(self.path, exclusive=False):
+        i = self._check_index(i)
+        ds = self._groups[i]["obs"][f"{camera}{IMAGE_SUFFIX}"]
+        where = f"{self.path}: {self._infos[i].name}/obs/{camera}{IMAGE_SUFFIX}"
+        with file_lock(self.path, exclusive=False), _reading(where):
             return ds[()] if index is None else ds[index]
 
     def require_stats(self) -> DatasetStats:

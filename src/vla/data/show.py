@@ -28,7 +28,7 @@ _COLOURS = [
     (23, 190, 207),
 ]
 _BANNER = 34
-_PLOT = 120
+_PLOT = 140
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -50,16 +50,25 @@ def _plot(actions: np.ndarray, width: int, names: list[str]) -> tuple[Image.Imag
     n, a = actions.shape
     img = Image.new("RGB", (width, _PLOT), (250, 250, 250))
     draw = ImageDraw.Draw(img)
-    left, right, top, bottom = 8, width - 8, 18, _PLOT - 6
+    font = _font(11)
+    left, right, bottom = 8, width - 8, _PLOT - 6
+    # Legend first (wrapping to more lines when narrow), then the curves below it.
+    x, y = float(left), 2
+    for d, label in enumerate(
+        ["actions (per-dim scale):"] + [names[d] if d < len(names) else f"a{d}" for d in range(a)]
+    ):
+        w = draw.textlength(label, font=font)
+        if x + w > right and x > left:
+            x, y = float(left), y + 12
+        draw.text(
+            (x, y), label, fill=(60, 60, 60) if d == 0 else _COLOURS[(d - 1) % len(_COLOURS)], font=font
+        )
+        x += w + 6
+    top = y + 16
     lo, hi = actions.min(axis=0), actions.max(axis=0)  # (A,)
     span = np.where(hi > lo, hi - lo, 1.0)
     xs = left + (np.arange(n) / max(n - 1, 1)) * (right - left)
     draw.line([(left, bottom), (right, bottom)], fill=(180, 180, 180))
-    font = _font(11)
-    x = float(left)
-    title = "actions (per-dim scale):"
-    draw.text((x, 2), title, fill=(60, 60, 60), font=font)
-    x += draw.textlength(title, font=font) + 6
     for d in range(a):
         colour = _COLOURS[d % len(_COLOURS)]
         ys = bottom - (actions[:, d] - lo[d]) / span[d] * (bottom - top)
@@ -67,10 +76,6 @@ def _plot(actions: np.ndarray, width: int, names: list[str]) -> tuple[Image.Imag
             draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=2)
         else:
             draw.ellipse([xs[0] - 2, ys[0] - 2, xs[0] + 2, ys[0] + 2], fill=colour)
-        label = names[d] if d < len(names) else f"a{d}"
-        if x + draw.textlength(label, font=font) < right:
-            draw.text((x, 2), label, fill=colour, font=font)
-            x += draw.textlength(label, font=font) + 6
     return img, xs
 
 
@@ -107,7 +112,7 @@ def episode_frames(episode: Episode, *, action_names: list[str] | None = None) -
             draw.text((v * wi * s + 4, _BANNER + 2), c, fill=(255, 255, 0), font=_font(11))
         canvas.paste(plot, (0, _BANNER + hi * s))
         x = float(xs[t])
-        draw.line([(x, _BANNER + hi * s + 14), (x, frames.shape[1] - 4)], fill=(0, 0, 0), width=1)
+        draw.line([(x, _BANNER + hi * s + 30), (x, frames.shape[1] - 4)], fill=(0, 0, 0), width=1)
         frames[t] = np.asarray(canvas)
     return frames
 

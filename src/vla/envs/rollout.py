@@ -150,7 +150,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _close_worker_envs() -> None:
-    for env in _WORKER.get("envs", {}).values():
+    for env, _ in _WORKER.get("pairs", {}).values():
         env.close()
     _WORKER.clear()
 
@@ -160,7 +160,7 @@ def _init_worker(make_actor: ActorFactory, record_frames: bool, record_steps: bo
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     os.environ["OMP_NUM_THREADS"] = "1"
-    _WORKER.update(make_actor=make_actor, record_frames=record_frames, record_steps=record_steps, envs={})
+    _WORKER.update(make_actor=make_actor, record_frames=record_frames, record_steps=record_steps, pairs={})
     # Pool workers exit through multiprocessing's finalizers, not atexit: close GL contexts there.
     mp_util.Finalize(None, _close_worker_envs, exitpriority=10)
 
@@ -183,9 +183,7 @@ def _env_for(
 
 def _run_in_worker(item: tuple[int, EpisodeJob]) -> tuple[int, EpisodeResult]:
     index, job = item
-    pairs = _WORKER.setdefault("pairs", {})
-    env, actor = _env_for(job, pairs, _WORKER["make_actor"])
-    _WORKER["envs"][job.env_key] = env
+    env, actor = _env_for(job, _WORKER["pairs"], _WORKER["make_actor"])
     result = run_episode(
         env, actor, job, record_frames=_WORKER["record_frames"], record_steps=_WORKER["record_steps"]
     )

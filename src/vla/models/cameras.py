@@ -143,9 +143,11 @@ class VisionEncoder(nn.Module):
         self.cameras = cfg.cameras
         self.image_size = cfg.image_size
         self.shift = cfg.vision.random_shift
-        n_enc = 1 if cfg.vision.share_cameras else len(cfg.cameras)
+        self.shared = cfg.vision.share_cameras
+        n_enc = 1 if self.shared else len(cfg.cameras)
+        film_dim = cond_dim + len(cfg.cameras) if self.shared else cond_dim
         self.encoders = nn.ModuleList(
-            [CameraEncoder(cfg, cond_dim=cond_dim, dim=dim, hf_config=hf_config) for _ in range(n_enc)]
+            [CameraEncoder(cfg, cond_dim=film_dim, dim=dim, hf_config=hf_config) for _ in range(n_enc)]
         )
         self.cam_embed = nn.Parameter(torch.randn(len(cfg.cameras), 1, dim) * 0.02)
         self.time_embed = nn.Parameter(torch.randn(cfg.obs_horizon, 1, dim) * 0.02)
@@ -171,19 +173,25 @@ class VisionEncoder(nn.Module):
 
     def forward(self, images: dict[str, torch.Tensor], cond: torch.Tensor) -> VisionOut:
         """images: camera -> uint8 (B, T, Hi, Wi, 3); cond: (B, Dc) instruction embedding."""
+        V = len(self.cameras)
+        B, T = images[self.cameras[0]].shape[:2]
+        c = cond.repeat_interleave(T, dim=0)  # (B*T, Dc)
+        xs = [self.preprocess(images[cam].reshape(B * T, *images[cam].shape[2:])) for cam in self.cameras]
+        if self.shared:
+            # One backbone pass over every camera (much cheaper than V small passes on a CPU); FiLM gets
+            # the camera's one-hot beside the instruction so the shared convolutions can still specialize.
+            onehot = torch.eye(V, device=c.device).repeat_interleave(B * T, dim=0)  # (V*B*T, V)
+            tok, m = self.first(torch.cat(xs), torch.cat([c.repeat(V, 1), onehot], dim=1))  # (V*B*T, n, D)
+            outs = list(zip(tok.chunk(V), [None] * V if m is None else m.chunk(V), strict=True))
+        else:
+            outs = [enc(x, c) for enc, x in zip(self.encoders, xs, strict=True)]
         all_tokens, maps, spans = [], [], []
         offset = 0
-        for v, cam in enumerate(self.cameras):
-            img = images[cam]
-            B, T = img.shape[:2]
-            x = self.preprocess(img.reshape(B * T, *img.shape[2:]))  # (B*T, 3, Hi, Wi)
-            c = cond.repeat_interleave(T, dim=0)  # (B*T, Dc)
-            enc = self.encoders[0 if len(self.encoders) == 1 else v]
-            tok, m = enc(x, c)  # (B*T, n, D)
+        for v, (tok, m) in enumerate(outs):
             n = tok.shape[1]
-            tok = tok.view(B, T, n, -1) + self.time_embed[None, :T] + self.cam_embed[v]  # (B, T, n, D)
+            tok = tok.reshape(B, T, n, -1) + self.time_embed[None, :T] + self.cam_embed[v]  # (B, T, n, D)
             all_tokens.append(tok.reshape(B, T * n, -1))
-            maps.append(None if m is None else m.view(B, T, n, -1)[:, -1])
+            maps.append(None if m is None else m.reshape(B, T, n, -1)[:, -1])
             spans.append((offset + (T - 1) * n, offset + T * n))
             offset += T * n
         return VisionOut(torch.cat(all_tokens, dim=1), maps, self.grid, spans)

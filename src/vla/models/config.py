@@ -181,7 +181,7 @@ class HeadConfig:
     train_steps: int = 100
     sample_steps: int = 10
     confidence_samples: int = 4
-    prediction: str = "epsilon"
+    prediction: str = "sample"
 
     def __post_init__(self) -> None:
         _check(self.kind in HEAD_KINDS, f"head.kind must be one of {HEAD_KINDS}, got '{self.kind}'")
@@ -314,9 +314,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         parsed = json.loads(value)
     except json.JSONDecodeError:
         parsed = [s.strip() for s in value.strip("()[]").split(",") if s.strip()]
-    origin = typing.get_origin(tp)
-    if origin is tuple and not isinstance(parsed, list):
-        parsed = [parsed]
+    if typing.get_origin(tp) is tuple:
+        items = parsed if isinstance(parsed, list) else [parsed]
+        elem = typing.get_args(tp)[0]
+        try:
+            return [elem(x) if isinstance(x, str) and elem is not str else x for x in items]
+        except ValueError as e:
+            raise ValueError(f"'{key}' expects a list of {elem.__name__}, got '{value}'") from e
     return parsed
 
 

@@ -63,7 +63,7 @@ class Fusion(nn.Module):
         if f.kind == "concat":
             n_in = (2 + num_vision_tokens) * D
             self.mlp = nn.Sequential(
-                nn.Linear(n_in, 2 * D), nn.GELU(), nn.Dropout(f.dropout), nn.Linear(2 * D, D), nn.GELU()
+                nn.Linear(n_in, D), nn.GELU(), nn.Dropout(f.dropout), nn.Linear(D, D), nn.GELU()
             )
             self.norm = nn.LayerNorm(D)
         else:

@@ -26,6 +26,7 @@ from vla.models.config import LanguageConfig
 _WORD = re.compile(r"[a-z0-9]+")
 # Loaded pretrained text models, shared by every policy in the process (loading MiniLM takes seconds).
 _LOADED: dict[str, tuple[Any, Any]] = {}
+_BATCH_CACHE = 16
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class PretrainedTextEncoder(nn.Module):
         # Sentence-transformers' MiniLM ends with a Normalize module; do the same for every encoder.
         self.normalize = True
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # Last few assembled batches (B=1 at inference repeats every step): skips stacking and padding.
+        self._batches: dict[tuple[tuple[str, ...], str, bool], LanguageOut] = {}
         if cfg.trainable:
             self.backbone = model
         else:
@@ -114,9 +117,14 @@ class PretrainedTextEncoder(nn.Module):
         if self.trainable:
             s, t, m = self._run(texts, device)
             return LanguageOut(s, t, m)
+        # Tensors made under inference_mode cannot enter autograd later: cache them apart.
+        key = (tuple(texts), str(device), torch.is_inference_mode_enabled())
+        hit = self._batches.get(key)
+        if hit is not None:
+            return hit
         missing = sorted({x for x in texts if x not in self._cache})
         if missing:
-            with torch.inference_mode():
+            with torch.inference_mode(False), torch.no_grad():
                 s, t, m = self._run(missing, torch.device("cpu"))
             for i, text in enumerate(missing):
                 n = int(m[i].sum())
@@ -129,7 +137,11 @@ class PretrainedTextEncoder(nn.Module):
         for i, e in enumerate(entries):
             tokens[i, : e[1].shape[0]] = e[1]
             mask[i, : e[1].shape[0]] = True
-        return LanguageOut(sentence, tokens.to(device), mask.to(device))
+        out = LanguageOut(sentence, tokens.to(device), mask.to(device))
+        if len(self._batches) >= _BATCH_CACHE:
+            self._batches.pop(next(iter(self._batches)))
+        self._batches[key] = out
+        return out
 
 
 class VocabEncoder(nn.Module):

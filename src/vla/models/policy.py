@@ -150,14 +150,16 @@ class Policy(nn.Module):
         """
         images, state, instr = self._obs_tensors(obs)
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         try:
             with torch.inference_mode():
                 fused, _ = self._encode(images, state, instr)
                 norm, conf = self.head.sample(fused, generator=generator, with_confidence=with_confidence)
                 actions = self.normalizer.unaction(norm)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         return ActionChunk(
             actions=actions.float().cpu().numpy(),
             confidence=None if conf is None else conf.float().cpu().numpy(),
@@ -172,12 +174,14 @@ class Policy(nn.Module):
         """
         images, state, instr = self._obs_tensors(obs)
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         try:
             with torch.inference_mode():
                 fused, vis = self._encode(images, state, instr, return_weights=True)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         h, w = vis.grid
         out = []
         for maps, (a, b) in zip(vis.maps, vis.spans, strict=True):

@@ -117,25 +117,40 @@ class ResNet18(nn.Module):
         return x
 
 
+def _keypoint_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """(x, y) in [-1, 1] of every cell of an h x w map, row-major: (h * w, 2)."""
+    ys = torch.linspace(-1.0, 1.0, h, device=device)
+    xs = torch.linspace(-1.0, 1.0, w, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx.flatten(), gy.flatten()], dim=-1)
+
+
 class SpatialSoftmax(nn.Module):
     """K keypoints: softmax over positions of K learned maps -> expected (x, y) in [-1, 1]."""
 
     def __init__(self, channels: int, num_keypoints: int) -> None:
         super().__init__()
-        self.maps = nn.Conv2d(channels, num_keypoints, 1)
+        # A 1x1 convolution written as a matmul: PyTorch's CPU path for 1x1 convs is several times slower.
+        self.weight = nn.Parameter(torch.randn(num_keypoints, channels) * channels**-0.5)
+        self.bias = nn.Parameter(torch.zeros(num_keypoints, 1))
         self.log_temp = nn.Parameter(torch.zeros(()))
         self.out_dim = 2 * num_keypoints
+        self._grids: dict[tuple[int, int, str], torch.Tensor] = {}
+
+    def _grid(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        key = (h, w, str(device))
+        if key not in self._grids:
+            # Built outside inference mode so the cached grid can also serve training steps.
+            with torch.inference_mode(False):
+                self._grids[key] = _keypoint_grid(h, w, device)
+        return self._grids[key]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (N, C, h, w) -> keypoints (N, 2K) and attention maps (N, K, h * w)."""
         h, w = x.shape[-2:]
-        logits = self.maps(x).flatten(2) / self.log_temp.exp()  # (N, K, h*w)
+        logits = (self.weight @ x.flatten(2) + self.bias) / self.log_temp.exp()  # (N, K, h*w)
         att = logits.softmax(-1)
-        ys = torch.linspace(-1.0, 1.0, h, device=x.device)
-        xs = torch.linspace(-1.0, 1.0, w, device=x.device)
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        grid = torch.stack([gx.flatten(), gy.flatten()], dim=-1)  # (h*w, 2)
-        kp = att @ grid  # (N, K, 2)
+        kp = att @ self._grid(h, w, x.device)  # (N, K, 2)
         return kp.flatten(1), att
 
 

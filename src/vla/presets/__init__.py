@@ -39,4 +39,5 @@ def describe(name: str) -> str:
     import sys
 
     doc = sys.modules[fn.__module__].__doc__ or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    first = doc.strip().splitlines()[0] if doc.strip() else ""
+    return first.split(": ", 1)[1] if first.startswith(f"{name}: ") else first

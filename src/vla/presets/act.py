@@ -1,5 +1,6 @@
-"""act: ACT (Zhao et al. 2023) — ResNet-18-layout features as tokens, transformer encoder, a DETR
-decoder of learned action queries, L1 loss on a 16-step chunk.
+"""act: ACT — ResNet-18-layout tokens, transformer encoder, DETR action-query decoder, L1 16-step chunk.
+
+After Zhao et al. 2023.
 
 Differs: a narrow ResNet-18 (base width 16, GroupNorm) from scratch instead of ImageNet ResNet-18, no
 CVAE latent (the L1 chunk alone already works on scripted demos), and the instruction as one extra

@@ -1,5 +1,6 @@
-"""diffusion: Diffusion Policy (Chi et al. 2023) — GroupNorm CNN + spatial softmax per camera, 2 frames
-of history, a transformer denoiser over a 16-step chunk, DDPM training with 100 levels, DDIM 10 steps.
+"""diffusion: Diffusion Policy — FiLM CNN + spatial softmax, 2 frames, DDPM (100 levels), DDIM 10 steps.
+
+After Chi et al. 2023: a transformer denoiser over a 16-step chunk.
 
 Differs: a compact CNN instead of ResNet-18, and a 2-layer transformer denoiser (the paper's
 "transformer" variant) instead of the 1-D conv U-Net, to stay fast on a CPU.

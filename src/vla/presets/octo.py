@@ -1,5 +1,6 @@
-"""octo: Octo (Octo Model Team 2024) in small — CNN-stem patch tokens of 2 frames, language tokens and
-readout tokens in one transformer, and a diffusion head on the readouts.
+"""octo: Octo in small — CNN tokens of 2 frames, language tokens and readouts in a transformer; diffusion.
+
+After the Octo Model Team 2024.
 
 Differs: 2 transformer layers instead of 12, a 2-layer transformer denoiser instead of Octo's MLP
 diffusion head, and block-causal attention between frames is not enforced (2 frames, one chunk).

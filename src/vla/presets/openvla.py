@@ -1,5 +1,6 @@
-"""openvla: OpenVLA / OpenVLA-OFT in small — ViT patches + language tokens in one transformer, 256-bin
-tokens for an 8-step chunk decoded in parallel (OFT's parallel decoding with action queries).
+"""openvla: OpenVLA-OFT in small — ViT patches + language tokens in a transformer, parallel 256-bin tokens.
+
+An 8-step chunk of tokens decoded in parallel (OFT's parallel decoding with action queries).
 
 Differs: a 2-layer ViT (patch 12) and a 3-layer transformer stand in for SigLIP/DINOv2 + Llama-2; the
 language tokens come from the frozen MiniLM instead of the LLM's own embeddings.

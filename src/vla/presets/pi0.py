@@ -1,5 +1,6 @@
-"""pi0: π0 (Black et al. 2024) in small — a prefix transformer over ViT patches, language tokens and
-state, and a flow-matching action expert that cross-attends to it; 10 Euler steps per 16-step chunk.
+"""pi0: π0 in small — prefix transformer over ViT patches, language and state; flow-matching expert.
+
+After Black et al. 2024: the expert cross-attends to the prefix; 10 Euler steps per 16-step chunk.
 
 Differs: a 2-layer ViT + 2-layer transformer instead of PaliGemma (3 B), MiniLM language tokens, and
 the expert attends to the prefix's final layer only (π0 shares every layer's keys and values).

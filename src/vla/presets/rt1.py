@@ -1,4 +1,4 @@
-"""rt1: RT-1 (Brohan et al. 2022) in small — FiLM CNN, TokenLearner, transformer, 256-bin action tokens.
+"""rt1: RT-1 in small — FiLM CNN, TokenLearner, transformer, 256-bin action tokens (Brohan et al. 2022).
 
 Differs from the paper for CPU budgets: a 4-stage CNN instead of FiLM-EfficientNet-B3, 2 history frames
 instead of 6, 8 TokenLearner tokens per camera-frame, and a 4-step chunk of tokens decoded in parallel

@@ -24,13 +24,15 @@ from vla.types import DatasetStats, FeatureStats, Observation
 
 @dataclass(frozen=True)
 class LatencyConfig:
-    """Attributes:
-    backends: engine backends to time.
-    calls: timed calls per backend (after `warmup` untimed ones).
-    num_threads: intra-op threads of every engine.
-    server_calls: requests over the loopback server (0 skips the server).
-    load_clients / load_seconds: concurrent clients and duration of the load run (0 clients skips it).
-    server_backend: the engine backend behind the server.
+    """What `run_latency` times.
+
+    Attributes:
+        backends: engine backends to time.
+        calls: timed calls per backend (after `warmup` untimed ones).
+        num_threads: intra-op threads of every engine.
+        server_calls: requests over the loopback server (0 skips the server).
+        load_clients / load_seconds: concurrent clients and duration of the load run (0 clients skips it).
+        server_backend: the engine backend behind the server.
     """
 
     backends: tuple[str, ...] = BACKENDS

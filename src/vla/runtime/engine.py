@@ -24,16 +24,20 @@ import copy
 import hashlib
 import logging
 import os
+import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 # Must precede the first torch import to take effect; an explicit user setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 
 from vla.models.policy import Policy
+from vla.runtime.core import InputBuilder, PolicyCore, TorchRunner, input_names
 from vla.runtime.schema import PolicySpec
 from vla.types import ActionChunk, Observation
 
@@ -44,12 +48,14 @@ BACKENDS = ("eager", "compile", "int8", "onnx")
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Attributes:
-    backend: "eager", "compile", "int8" or "onnx".
-    num_threads: intra-op threads for torch / onnxruntime (1 is lowest-latency on a shared machine).
-    compile_backend: torch.compile backend for "compile" ("inductor"; "aot_eager" compiles fast, for tests).
-    onnx_path: an exported .onnx file for "onnx" (None: export the checkpoint to a temporary file).
-    with_confidence: ask sampling heads (diffusion/flow) for a confidence (draws extra samples).
+    """How an Engine runs its policy.
+
+    Attributes:
+        backend: "eager", "compile", "int8" or "onnx".
+        num_threads: intra-op threads for torch / onnxruntime (1 is lowest-latency on a shared machine).
+        compile_backend: torch.compile backend for "compile" ("inductor"; "aot_eager" compiles fast, for tests).
+        onnx_path: an exported .onnx file for "onnx" (None: export the checkpoint to a temporary file).
+        with_confidence: ask sampling heads (diffusion/flow) for a confidence (draws extra samples).
     """
 
     backend: str = "eager"
@@ -92,7 +98,7 @@ def file_sha256(path: str | Path) -> str:
 CORE = ("vision", "state", "fusion", "head")
 
 
-def _with_core(policy: Policy, transform: Any) -> Policy:
+def _with_core(policy: Policy, transform: Callable[[torch.nn.Module], torch.nn.Module]) -> Policy:
     """A shallow copy of `policy` whose core submodules are `transform(deepcopy(submodule))`.
 
     Shallow so that the frozen MiniLM (90 MB, held outside the module tree) and its cache are shared.
@@ -116,38 +122,56 @@ def quantize_int8(policy: Policy) -> Policy:
 class Engine:
     """Fast inference for one policy; looks like a policy to every wrapper (predict, config, embodiment).
 
+    Every backend shares one input path (`InputBuilder`: validation, history padding, cached instruction
+    embeddings) and runs the same `PolicyCore` computation, eagerly, compiled, quantized or in ONNX.
+
     Attributes:
         policy: the (eager) policy; config: its PolicyConfig; engine_config: the EngineConfig.
         embodiment, stats: from the checkpoint. stats_sha256: hash of stats.json ("" if built in memory).
     """
 
     def __init__(self, policy: Policy, config: EngineConfig | None = None, *, stats_sha256: str = "") -> None:
-        self.engine_config = config or EngineConfig()
-        configure_threads(self.engine_config.num_threads)
+        self.engine_config = cfg = config or EngineConfig()
+        configure_threads(cfg.num_threads)
         self.policy = policy.eval()
         self.config = policy.config
         self.embodiment = policy.embodiment
         self.stats = policy.stats
         self.stats_sha256 = stats_sha256
-        self.backend = self.engine_config.backend
-        self._onnx: Any = None
-        self._runner: Policy = self.policy
-        if self.backend == "int8":
-            self._runner = quantize_int8(self.policy)
-        elif self.backend == "compile":
-            backend = self.engine_config.compile_backend
-            self._runner = _with_core(self.policy, lambda m: torch.compile(m, backend=backend))
-        elif self.backend == "onnx":
-            from vla.runtime.onnx_export import OnnxRunner, export_onnx
+        self.backend = cfg.backend
+        names = input_names(policy)
+        fixed_size = tuple(policy.config.image_size) if cfg.backend == "onnx" else None
+        self._inputs = InputBuilder(policy, image_size=fixed_size)  # type: ignore[arg-type]
+        self._core: torch.nn.Module | None = None
+        self._run: Callable[[dict[str, np.ndarray]], ActionChunk]
+        if cfg.backend == "onnx":
+            from vla.runtime.onnx_export import OnnxRunner, export_onnx, fingerprint
 
-            path = self.engine_config.onnx_path
+            path = cfg.onnx_path
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"ONNX file '{path}' does not exist; create it with `vla export`")
             if path is None:
-                import tempfile
-
                 self._tmpdir = tempfile.TemporaryDirectory(prefix="vla-onnx-")
                 path = str(Path(self._tmpdir.name) / "model.onnx")
-                export_onnx(self.policy, path)
-            self._onnx = OnnxRunner(self.policy, path, num_threads=self.engine_config.num_threads)
+                export_onnx(policy, path)
+            runner = OnnxRunner(path, num_threads=cfg.num_threads)
+            expected = fingerprint(policy)
+            stale = [k for k, v in expected.items() if runner.metadata.get(k) != v]
+            if stale:
+                raise ValueError(
+                    f"ONNX file '{path}' was not exported from this checkpoint ({', '.join(stale)} differ); "
+                    "re-export it with `vla export`"
+                )
+            self._run = runner
+            return
+        source = policy
+        if cfg.backend == "int8":
+            source = quantize_int8(policy)
+        self._core = PolicyCore(source, with_confidence=cfg.with_confidence).eval()
+        if cfg.backend == "compile":
+            self._core = torch.compile(self._core, backend=cfg.compile_backend)  # type: ignore[assignment]
+        assert self._core is not None
+        self._run = TorchRunner(self._core, names)
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, config: EngineConfig | None = None) -> Engine:
@@ -186,10 +210,7 @@ class Engine:
         Returns:
             ActionChunk: actions float32 [B, H, A], confidence float32 [B] or None.
         """
-        if self._onnx is not None:
-            return self._onnx.predict(obs)
-        with torch.inference_mode():
-            return self._runner.predict(obs, with_confidence=self.engine_config.with_confidence)
+        return self._run(self._inputs(obs))
 
     def warmup(self, obs: Observation, *, calls: int = 3) -> None:
         """Runs a few predictions (compilation, caches, allocator) before latency matters."""

@@ -34,9 +34,11 @@ RETRYABLE = frozenset({"non_finite_action", "low_confidence"})
 
 @dataclass(frozen=True)
 class RecoveryConfig:
-    """Attributes:
-    max_retries: re-plans tried in one step after a failure (0 = hold at once).
-    latch_estop: latch the safety filter's e-stop when the retries are exhausted.
+    """What SafeController does after a failed step.
+
+    Attributes:
+        max_retries: re-plans tried in one step after a failure (0 = hold at once).
+        latch_estop: latch the safety filter's e-stop when the retries are exhausted.
     """
 
     max_retries: int = 2

@@ -168,6 +168,8 @@ class ObservationSchema:
         prev_action = None
         if flat.get("prev_action") is not None:
             prev_action = self._float_array(flat["prev_action"], "prev_action", (self.action_dim,))
+            if not np.all(np.isfinite(prev_action)):
+                raise ProtocolError("'prev_action' must be finite (it is the command the robot executed)")
         estop = flat.get("estop")
         if estop is not None and not isinstance(estop, bool | np.bool_):
             raise ProtocolError(f"'estop' must be a boolean, got {type(estop).__name__}")

@@ -17,7 +17,6 @@ request id; the metadata carries the observation schema; frames are validated, n
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hmac
 import logging
 import threading
@@ -33,24 +32,30 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
+from vla.runtime.batching import InferenceBatcher
 from vla.runtime.chunking import ObservationHistory, PolicyLike
 from vla.runtime.protocol import PROTOCOL_VERSION, ProtocolError, packb, unpackb
 from vla.runtime.safety import SafetyConfig, SafetyFilter
 from vla.runtime.schema import PolicySpec
-from vla.types import ActionChunk
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Attributes:
-    host: interface to listen on (127.0.0.1 by default: expose it deliberately).
-    port: TCP port (0 picks a free one).
-    token: when set, clients must send `Authorization: Api-Key <token>`.
-    max_request_bytes: largest request frame answered (a text error beyond it); None: 4x the schema's
-        request size, at least 1 MiB. Frames over twice this close the connection (code 1009).
-    safety: safety filter settings; unsafe_no_filter: serve raw model actions (explicit opt-out).
+    """Network, limits and safety settings of a PolicyServer.
+
+    Attributes:
+        host: interface to listen on (127.0.0.1 by default: expose it deliberately).
+        port: TCP port (0 picks a free one).
+        token: when set, clients must send `Authorization: Api-Key <token>`.
+        max_request_bytes: largest request frame answered (a text error beyond it); None: 4x the schema's
+            request size, at least 1 MiB. Frames over twice this close the connection (code 1009).
+        safety: safety filter settings; unsafe_no_filter: serve raw model actions (explicit opt-out).
+        max_batch: requests that queued up during a model call are answered by one batched call, up to
+            this many (1: never batch). A lone client never waits for a batch.
+        max_retries: re-plans of a chunk with NaN/inf actions or confidence below the safety filter's
+            `min_confidence` before the reply holds (flagged `safety.recovery_exhausted`).
     """
 
     host: str = "127.0.0.1"
@@ -59,12 +64,18 @@ class ServeConfig:
     max_request_bytes: int | None = None
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     unsafe_no_filter: bool = False
+    max_batch: int = 8
+    max_retries: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         if self.token is not None and (not self.token or any(c.isspace() for c in self.token)):
             raise ValueError("token must be a non-empty string without whitespace")
+        if not 0 <= self.max_retries <= 10:
+            raise ValueError(f"max_retries must be in [0, 10], got {self.max_retries}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.max_request_bytes is not None and self.max_request_bytes < 1024:
             raise ValueError(f"max_request_bytes must be >= 1024, got {self.max_request_bytes}")
 
@@ -91,11 +102,14 @@ class PolicyServer:
             self.safety = SafetyFilter(spec.embodiment, self.config.safety)
         else:
             logger.warning("policy server runs WITHOUT the safety filter (unsafe_no_filter)")
+        if self.config.token is None and self.config.host not in ("127.0.0.1", "localhost", "::1"):
+            logger.warning(
+                "serving on %s without a token: anyone who reaches it can drive the robot", self.config.host
+            )
         self.stats: dict[str, int] = {"connections": 0, "requests": 0, "replies": 0, "errors": 0}
         # One worker thread: model calls are serialized (the model is not re-entrant and two calls would
         # only fight over the same cores), while the event loop stays free for every other connection.
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vla-infer")
-        self._lock = threading.Lock()
+        self.batcher = InferenceBatcher(policy.predict, max_batch=self.config.max_batch)
         self._metadata_frame = packb(self.metadata())
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -199,23 +213,37 @@ class PolicyServer:
             out.update(reset=req.reset, estop=self.safety is not None and self.safety.estopped)
             return packb(out)
         batch = history.push(req.observation)
-        loop = asyncio.get_running_loop()
         t1 = time.perf_counter()
-        chunk, infer_ms = await loop.run_in_executor(self._executor, self._infer, batch)
-        t2 = time.perf_counter()
-        actions = np.asarray(chunk.actions)
         h, a = self.spec.action_horizon, self.spec.action_dim
-        if actions.shape != (1, h, a):
-            raise RuntimeError(
-                f"policy returned actions of shape {list(actions.shape)}, expected [1, {h}, {a}]"
+        min_conf = self.config.safety.min_confidence if self.safety is not None else None
+        retries = 0
+        while True:  # recovery: re-plan a NaN or low-confidence chunk up to max_retries times
+            chunk, infer_ms, batch_size = await self.batcher.submit(batch)
+            actions = np.asarray(chunk.actions)
+            if actions.shape != (1, h, a):
+                raise RuntimeError(
+                    f"policy returned actions of shape {list(actions.shape)}, expected [1, {h}, {a}]"
+                )
+            confidence = (
+                None if chunk.confidence is None else float(np.asarray(chunk.confidence).reshape(-1)[0])
             )
-        confidence = None if chunk.confidence is None else float(np.asarray(chunk.confidence).reshape(-1)[0])
-        safety: dict[str, Any] = {"enabled": self.safety is not None}
+            bad = not np.all(np.isfinite(actions)) or (
+                min_conf is not None and confidence is not None and not confidence >= min_conf
+            )
+            if not bad or retries >= self.config.max_retries:
+                break
+            retries += 1
+        t2 = time.perf_counter()
+        safety: dict[str, Any] = {"enabled": self.safety is not None, "retries": retries}
         if self.safety is not None:
             actions = self.safety.filter_chunk(
                 actions[0], req.observation.state, confidence=confidence, prev_action=req.prev_action
             )
-            safety.update(interventions=list(self.safety.last_reasons), estop=self.safety.estopped)
+            safety.update(
+                interventions=list(self.safety.last_reasons),
+                estop=self.safety.estopped,
+                recovery_exhausted=bad,  # every attempt failed: the reply holds where the model failed
+            )
         else:
             actions = actions[0].astype(np.float32)
         out["actions"] = actions  # (H, A)
@@ -229,14 +257,9 @@ class PolicyServer:
             "filter_ms": (t3 - t2) * 1e3,
             "total_ms": (t3 - t0) * 1e3,
             "prev_total_ms": prev_total_ms,
+            "batch_size": batch_size,
         }
         return packb(out)
-
-    def _infer(self, batch: Any) -> tuple[ActionChunk, float]:
-        with self._lock:
-            t = time.perf_counter()
-            chunk = self.policy.predict(batch)
-            return chunk, (time.perf_counter() - t) * 1e3
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -263,7 +286,7 @@ class PolicyServer:
         try:
             asyncio.run(self.serve())
         finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self.batcher.shutdown()
 
     def start(self, *, timeout: float = 10.0) -> int:
         """Serves from a background thread; returns the bound port once it accepts connections."""
@@ -298,4 +321,4 @@ class PolicyServer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.batcher.shutdown()

@@ -6,7 +6,13 @@ Importing this package registers the suite (`vla.envs.get_suite("tabletop")`); t
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
+
+# MuJoCo picks its GL backend when it is first imported; without a display only EGL (or OSMesa) can
+# render, and the default (GLFW) fails deep inside the renderer. An explicit user choice wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 from vla.envs.base import register_suite
 from vla.envs.tabletop.embodiment import make_embodiment

@@ -11,6 +11,7 @@ Each step holds the action for 0.1 s (10 Hz control, 50 physics steps of 2 ms).
 
 from __future__ import annotations
 
+import os
 import string
 from numbers import Integral
 from typing import Any
@@ -109,7 +110,6 @@ class TabletopEnv(gym.Env):
         self._noise_std = 0.0
         self._noise_rng = np.random.default_rng(0)
         self._start: dict[tuple[str, str], np.ndarray] = {}
-        self._success = False
 
     # ------------------------------------------------------------------ episode control
     def reset(
@@ -127,6 +127,33 @@ class TabletopEnv(gym.Env):
         rng = np.random.default_rng(episode_seed)
         spec = tasks.sample_episode(self.family, self.split, rng)
         self.task = spec
+        params = self._set_up_scene(spec, rng)
+        self._steps = 0
+        self.episode_index += 1
+        self.episode_meta = {
+            "suite": "tabletop",
+            "family": spec.family,
+            "split": spec.split,
+            "seed": episode_seed,
+            "instruction": spec.instruction,
+            "target": obj.object_name(*spec.target),
+            "target_colour": spec.target[0],
+            "target_shape": spec.target[1],
+            "other": obj.object_name(*spec.other) if spec.other else None,
+            "container": spec.container,
+            "direction": spec.direction,
+            "objects": [obj.object_name(*k) for k in spec.objects],
+            "containers": list(spec.containers),
+            "randomized": self.randomize,
+            "randomization": params,
+            "action_mode": self.action_mode,
+            "image_size": list(self.image_size),
+            "max_steps": self.max_steps,
+        }
+        return self._observation(), {"success": False, "family": self.family, **self.episode_meta}
+
+    def _set_up_scene(self, spec: tasks.EpisodeSpec, rng: np.random.Generator) -> dict[str, float]:
+        """Puts the episode's objects, containers and robot in place; returns randomization parameters."""
         m, d, sc = self.model, self.data, self.scene
         mujoco.mj_resetData(m, d)
         for key, handle in sc.objects.items():
@@ -157,30 +184,7 @@ class TabletopEnv(gym.Env):
         mujoco.mj_forward(m, d)
         mujoco.mj_step(m, d, nstep=SETTLE_SUBSTEPS)
         self._start = {k: d.xpos[sc.objects[k].body].copy() for k in spec.objects}
-        self._steps = 0
-        self._success = False
-        self.episode_index += 1
-        self.episode_meta = {
-            "suite": "tabletop",
-            "family": spec.family,
-            "split": spec.split,
-            "seed": episode_seed,
-            "instruction": spec.instruction,
-            "target": obj.object_name(*spec.target),
-            "target_colour": spec.target[0],
-            "target_shape": spec.target[1],
-            "other": obj.object_name(*spec.other) if spec.other else None,
-            "container": spec.container,
-            "direction": spec.direction,
-            "objects": [obj.object_name(*k) for k in spec.objects],
-            "containers": list(spec.containers),
-            "randomized": self.randomize,
-            "randomization": params,
-            "action_mode": self.action_mode,
-            "image_size": list(self.image_size),
-            "max_steps": self.max_steps,
-        }
-        return self._observation(), {"success": False, "family": self.family, **self.episode_meta}
+        return params
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Applies one action for 0.1 s; returns (obs, reward, terminated, truncated, info).
@@ -203,7 +207,6 @@ class TabletopEnv(gym.Env):
         mujoco.mj_step(m, d, nstep=N_SUBSTEPS - RAMP_SUBSTEPS)
         self._steps += 1
         success = tasks.is_success(self.task, self.sim_state())
-        self._success = success
         truncated = self._steps >= self.max_steps and not success
         info = {"success": success, "family": self.family, "step": self._steps}
         return self._observation(), float(success), success, truncated, info
@@ -308,7 +311,14 @@ class TabletopEnv(gym.Env):
     def _render_images(self) -> dict[str, np.ndarray]:
         if self._renderer is None:
             h, w = self.image_size
-            self._renderer = mujoco.Renderer(self.model, height=h, width=w)
+            try:
+                self._renderer = mujoco.Renderer(self.model, height=h, width=w)
+            except Exception as e:  # mujoco raises FatalError or a GL error without a usable context
+                raise RuntimeError(
+                    f"could not create a MuJoCo renderer ({e}); headless rendering needs MUJOCO_GL=egl "
+                    f"(Mesa EGL libraries) or MUJOCO_GL=osmesa, set before mujoco is imported; "
+                    f"MUJOCO_GL is {os.environ.get('MUJOCO_GL')!r}"
+                ) from e
         r = self._renderer
         images = {}
         for cam in CAMERAS:

@@ -24,6 +24,8 @@ from vla.envs.tabletop.ik import rotation_error
 CARRY_Z = 0.15  # m, TCP height while carrying: clears the bowl's 4 cm wall with any held object
 HOVER = 0.09  # m, above the object's centre before descending
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP orientation pointing down with yaw 0
+MAX_RETRIES = 2
+PUSH_Z = 0.024  # m, TCP height while pushing
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Phase:
         tol: distance (m) at which the phase is done; None means "after `steps` steps".
         steps: the phase's step budget (it ends after this many steps even if not converged).
         max_step: largest TCP move per step (m), lower for pushing and placing.
+        holding: the object should be in the gripper; if it is not (slipped or missed), the script
+            starts over from the first phase, at most `MAX_RETRIES` times per episode.
     """
 
     name: str
@@ -45,6 +49,7 @@ class Phase:
     tol: float | None
     steps: int
     max_step: float = MAX_DPOS
+    holding: bool = False
 
 
 def _rz(yaw: float) -> np.ndarray:
@@ -68,6 +73,7 @@ class TabletopExpert:
         self._phase_steps = 0
         self._yaw = 0.0
         self._rng = np.random.default_rng(0)
+        self._retries = 0
         self._spot: np.ndarray | None = None
         self._spot_episode = -1
 
@@ -82,6 +88,7 @@ class TabletopExpert:
         self._phases = self._plan(env.task)
         self._phase = 0
         self._phase_steps = 0
+        self._retries = 0
 
     @property
     def phase(self) -> str:
@@ -94,6 +101,9 @@ class TabletopExpert:
             self.reset()
         env = self.env
         pos, mat = env.tcp_pose()
+        if self._lost_object():
+            self._phase, self._phase_steps = 0, 0
+            self._retries += 1
         while self._phase < len(self._phases):
             ph = self._phases[self._phase]
             target = ph.waypoint()
@@ -122,6 +132,13 @@ class TabletopExpert:
             return env.ee_delta_to_joint_pos(action)
         return action.astype(np.float32)
 
+    def _lost_object(self) -> bool:
+        if self._phase >= len(self._phases) or not self._phases[self._phase].holding:
+            return False
+        task = self.env.task
+        assert task is not None
+        return self._retries < MAX_RETRIES and task.target not in self.env.sim_state().gripper_contacts
+
     # ------------------------------------------------------------------ scripts
     def _plan(self, spec: tasks.EpisodeSpec) -> list[Phase]:
         env = self.env
@@ -141,7 +158,7 @@ class TabletopExpert:
             Phase("close", at_obj(grasp_dz), 1.0, None, 4),
         ]
         if spec.family == "pick_up":
-            return [*pick, Phase("lift", lambda: self._lifted(t, 0.17), 1.0, 0.01, 30)]
+            return [*pick, Phase("lift", lambda: self._lifted(0.17), 1.0, 0.01, 30, holding=True)]
         if spec.family == "touch":
             self._yaw = 0.0
             # The closed finger tips sit 12 mm below the TCP: aim them 6 mm into the object's top.
@@ -155,29 +172,25 @@ class TabletopExpert:
             start = env.object_position(t)
             self._yaw = 0.0
             behind = start - d * (obj.SHAPE_SPECS[t[1]].radius + 0.035)
-            behind[2] = 0.02
+            # Finger tips 12 mm above the table: pads dragged along the table (friction 1.5) twisted
+            # the wrist against its 12 Nm limit and jammed the push.
+            behind[2] = PUSH_Z
             goal = start + d * (tasks.PUSH_DISTANCE + 0.03)
-            goal[2] = 0.02
+            goal[2] = PUSH_Z
             return [
                 Phase("above", lambda: behind + np.array([0.0, 0.0, 0.08]), 1.0, 0.015, 25),
                 Phase("descend", lambda: behind, 1.0, 0.006, 15, 0.04),
-                Phase("push", lambda: goal + d * 0.0, 1.0, 0.006, 30, 0.025),
+                Phase("push", lambda: goal, 1.0, 0.006, 30, 0.025),
                 Phase("retreat", lambda: goal + np.array([0.0, 0.0, 0.1]), 0.0, 0.02, 10),
             ]
         # put_in, stack, move_next_to: pick, carry over the destination, lower, release, retreat.
         dest, release_z = self._destination(spec)
         carry = [
-            Phase("lift", lambda: self._lifted(t, CARRY_Z), 1.0, 0.02, 15),
-            Phase("carry", lambda: self._holding_target(t, dest(), CARRY_Z), 1.0, 0.01, 30),
+            Phase("lift", lambda: self._lifted(CARRY_Z), 1.0, 0.02, 15, holding=True),
+            Phase("carry", lambda: self._holding_target(t, dest(), CARRY_Z), 1.0, 0.01, 30, holding=True),
             Phase("lower", lambda: self._holding_target(t, dest(), release_z), 1.0, 0.005, 20, 0.03),
             Phase("release", lambda: self._holding_target(t, dest(), release_z), 0.0, None, 4),
-            Phase(
-                "retreat",
-                lambda: env.tcp_pose()[0] * np.array([1, 1, 0]) + np.array([0, 0, CARRY_Z]),
-                0.0,
-                0.02,
-                15,
-            ),
+            Phase("retreat", lambda: self._lifted(CARRY_Z), 0.0, 0.02, 15),
         ]
         return pick + carry
 
@@ -185,7 +198,7 @@ class TabletopExpert:
         p = self.env.object_position(key)
         return np.array([p[0], p[1], max(p[2] + HOVER, 0.1)])
 
-    def _lifted(self, key: tuple[str, str], z: float) -> np.ndarray:
+    def _lifted(self, z: float) -> np.ndarray:
         pos = self.env.tcp_pose()[0]
         return np.array([pos[0], pos[1], z])
 

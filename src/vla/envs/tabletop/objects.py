@@ -99,8 +99,10 @@ def object_mjcf(colour: str, shape: str) -> str:
     r, g, b = COLOURS[colour]
     name = object_name(colour, shape)
     # condim 4 (torsional friction) everywhere; balls add rolling friction (condim 6) so they stop
-    # rolling on the table within a second instead of drifting off after a push.
-    condim, friction = ("6", "1.0 0.01 0.0005") if shape == "ball" else ("4", "1.0 0.01 0.0001")
+    # rolling on the table within a second instead of drifting off after a push. Sliding friction
+    # 0.5 (MuJoCo takes the larger of two geoms' values, so grasps still get the pads' 1.5): with
+    # 1.0, a block pushed low on its face jammed under the fingers instead of sliding.
+    condim, friction = ("6", "0.5 0.01 0.0005") if shape == "ball" else ("4", "0.5 0.01 0.0001")
     return (
         f'<body name="{name}" pos="0 0 -1">\n'
         f'  <freejoint name="{name}_joint"/>\n'

@@ -122,7 +122,7 @@ def sample_episode(family: str, split: str, rng: np.random.Generator) -> Episode
             containers.append(str(rng.choice([c for c in obj.CONTAINERS if c != container])))
     elif rng.random() < 0.5:
         containers.append(str(rng.choice(list(obj.CONTAINERS))))
-    direction = str(rng.choice(list(DIRECTIONS_ORDER))) if family == "push" else None
+    direction = str(rng.choice(list(DIRECTION_VECTORS))) if family == "push" else None
 
     lo, hi = np.asarray(REGION_LOW), np.asarray(REGION_HIGH)
     for _attempt in range(500):
@@ -190,9 +190,6 @@ def sample_episode(family: str, split: str, rng: np.random.Generator) -> Episode
         objects=layout_o,
         containers=layout_c,
     )
-
-
-DIRECTIONS_ORDER = tuple(DIRECTION_VECTORS)
 
 
 @dataclass(frozen=True)

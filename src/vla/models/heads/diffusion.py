@@ -3,7 +3,8 @@ DDIM sampling in `sample_steps` (10) steps instead of the 100 trained levels.
 
 The network predicts either the noise ("epsilon", as in the paper) or the clean chunk ("sample"); the
 clean-chunk target learns the conditional mean much sooner on small data (measured on the test task:
-mean action error 0.15 -> see docs/models.md), and DDIM only needs x0 either way.
+mean action error 0.15 with "epsilon" vs 0.02 with "sample" after 200 steps), and DDIM only
+needs x0 either way. "sample" is the default; "epsilon" reproduces the paper.
 """
 
 from __future__ import annotations
