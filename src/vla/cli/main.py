@@ -16,7 +16,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from vla.cli import data, env, models, runtime, train
 
-
 app = typer.Typer(help="vla: Vision-Language-Action policies on a CPU.", no_args_is_help=True)
 bench = typer.Typer(help="Benchmarks; each prints a table and ends with one JSON line.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
