@@ -47,6 +47,7 @@ class _TimedPolicy:
     def __init__(self, policy: Any) -> None:
         self.policy = policy
         self.config = policy.config
+        self.embodiment = policy.embodiment
         self.latencies_ms: list[float] = []
 
     def predict(self, obs: Observation) -> ActionChunk:
@@ -96,16 +97,21 @@ def _env(suite_name: str, family: str, split: str, image_size: tuple[int, int]) 
 
 
 def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
-    from vla.runtime.chunking import make_controller
-    from vla.runtime.safety import SafetyFilter
+    from vla.runtime.recovery import make_safe_controller
 
     cfg, family, seed, record = job
     policy = _WORKER["policy"]
     env = _env(cfg.suite, family, cfg.split, tuple(policy.embodiment.image_size))
     timed = _TimedPolicy(policy)
     execute = cfg.execute_steps or max(1, policy.config.action_horizon // 2)
-    controller = make_controller(timed, mode=cfg.controller, execute_steps=execute)
-    safety = SafetyFilter(policy.embodiment) if cfg.safety else None
+    # Exactly the deployed stack: chunk broker / ensembler -> safety filter with recovery.
+    controller = make_safe_controller(
+        timed,
+        embodiment=policy.embodiment,
+        mode=cfg.controller,
+        execute_steps=execute,
+        unsafe_no_filter=not cfg.safety,
+    )
     ee = policy.embodiment.state_slice("ee_pos")
     obs, info = env.reset(seed=seed)
     first = {
@@ -120,8 +126,6 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
             frames.append(np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1))
         o = Observation(images=obs["images"], state=obs["state"], instruction=obs["instruction"])
         action = controller.act(o)
-        if safety is not None:
-            action = safety.act(action, obs["state"])
         obs, _, terminated, truncated, info = env.step(action)
         positions.append(obs["state"][ee])
         success = bool(info["success"])
@@ -137,7 +141,7 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
         length=steps,
         jerk=trajectory_jerk(np.asarray(positions), policy.embodiment.control_hz),
         latencies_ms=timed.latencies_ms,
-        interventions=safety.interventions if safety is not None else 0,
+        interventions=controller.safety.interventions if controller.safety is not None else 0,
         frames=frames,
         first_obs=first if record else None,
     )

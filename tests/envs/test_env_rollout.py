@@ -47,12 +47,18 @@ def test_env_rollout_in_process_records_steps_and_frames() -> None:
 def test_env_rollout_workers_keep_job_order_and_custom_actors() -> None:
     jobs = [EpisodeJob("tabletop", "pick_up", s, image_size=(16, 16)) for s in (5, 3)]
     jobs.append(EpisodeJob("tabletop", "touch", 1, image_size=(16, 16)))
-    results = run_episodes(jobs, expert_actor, workers=2)
+    results = run_episodes(jobs, expert_actor, workers=2, record_steps=True)
     assert [(r.job.family, r.job.seed) for r in results] == [("pick_up", 5), ("pick_up", 3), ("touch", 1)]
     assert all(r.success for r in results)
+    # Worker processes (one llvmpipe thread) reproduce this process bit for bit.
+    here = run_episodes(jobs[2:], record_steps=True)[0].steps_data
+    there = results[2].steps_data
+    assert here is not None and there is not None
+    np.testing.assert_array_equal(here["state"], there["state"])
+    np.testing.assert_array_equal(here["images"]["scene"], there["images"]["scene"])
     frozen = run_episodes(jobs[2:], functools.partial(_frozen_actor, dim=7), workers=2)
     assert not frozen[0].success
-    assert frozen[0].steps == 50  # ran to the time limit
+    assert frozen[0].steps == 60  # ran to the time limit
 
 
 def test_env_rollout_bad_arguments() -> None:

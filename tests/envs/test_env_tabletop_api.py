@@ -209,3 +209,17 @@ def test_env_fresh_and_reused_envs_agree(make_env) -> None:
         np.testing.assert_array_equal(obs_u["images"]["scene"], obs_f["images"]["scene"])
     finally:
         fresh.close()
+
+
+def test_env_passes_gymnasium_env_checker() -> None:
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    env = TabletopEnv("touch", image_size=(16, 16))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # unbounded state Box; no registered spec
+            check_env(env)
+    finally:
+        env.close()

@@ -50,3 +50,19 @@ def test_models_mse_head_with_vocab_language_fits(kit) -> None:
         "language.embed_dim": 16,
     }
     _check_fit(kit, kit.tiny(get_preset("default"), **over), 100, 0.01, 0.08)
+
+
+def test_models_gripper_bce_decodes_to_the_ends(kit) -> None:
+    """head.gripper='bce': the gripper dimension is classified, and always decoded to q01 or q99."""
+    cfg = kit.tiny(get_preset("default"), **{"head.gripper": "bce"})
+    data = kit.make_toy(H=cfg.action_horizon)
+    policy = kit.build(cfg, data)
+    losses = kit.fit(policy, data, steps=70)
+    assert float(np.mean(losses[-10:])) < 0.1
+    out = policy.predict(data.obs()).actions[..., 2]  # the toy embodiment's gripper dimension
+    stats = policy.stats.action
+    ends = np.array([stats.q01[2], stats.q99[2]], dtype=np.float32)
+    assert np.isin(np.round(out, 5), np.round(ends, 5)).all()
+    np.testing.assert_array_equal(out > ends.mean(), data.actions[..., 2] > 0)
+    with pytest.raises(ValueError, match=r"needs head\.kind='regression'"):
+        get_preset("pi0").override({"head.gripper": "bce"})

@@ -65,3 +65,14 @@ def test_models_any_local_transformers_text_encoder(tmp_path) -> None:
     out = enc(["pick up the cube", "push the bowl left"], CPU)
     assert enc.out_dim == 16 and out.sentence.shape == (2, 16)
     assert not torch.allclose(out.sentence[0], out.sentence[1])
+
+
+def test_models_trainable_minilm_is_a_private_copy() -> None:
+    a = PretrainedTextEncoder(LanguageConfig(kind="minilm", trainable=True))
+    b = PretrainedTextEncoder(LanguageConfig(kind="minilm", trainable=True))
+    pa, pb = next(a.parameters()), next(b.parameters())
+    assert pa.requires_grad and pa.data_ptr() != pb.data_ptr()
+    assert len(a.state_dict()) > 0  # fine-tuned weights are saved with the policy
+    out = a(["pick up the red block"], CPU)
+    out.sentence.sum().backward()
+    assert pa.grad is not None and pb.grad is None

@@ -71,6 +71,7 @@ def env_expert(
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
     seed: Annotated[int, typer.Option("--seed", help="first episode seed")] = 0,
     randomize: Annotated[bool, typer.Option("--randomize/--no-randomize")] = False,
+    action_mode: Annotated[str, typer.Option("--action-mode", help="ee_delta | joint_pos")] = "ee_delta",
 ) -> None:
     """Runs the scripted experts and prints their success per family (last line: JSON)."""
     from vla.envs import get_suite
@@ -85,6 +86,7 @@ def env_expert(
         split=split,
         first_seed=seed,
         randomize=randomize,
+        action_mode=action_mode,
     )
     start = time.perf_counter()
     wins: dict[str, int] = dict.fromkeys(families, 0)
@@ -114,6 +116,7 @@ def env_expert(
                 "per_family": {f: round(v, 4) for f, v in per_family.items()},
                 "episodes": len(jobs),
                 "split": split,
+                "action_mode": action_mode,
                 "workers": workers,
                 "steps_per_s": round(steps / wall, 1),
             }

@@ -28,6 +28,8 @@ def main() -> None:
     # Library modules log progress on the "vla" logger; the command line shows it on stderr.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("vla").setLevel(logging.INFO)
+    # Every clipped command would be a line; holds (WARNING) still show, counts are in the stats.
+    logging.getLogger("vla.runtime.safety").setLevel(logging.WARNING)
     app()
 
 

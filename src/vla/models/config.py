@@ -169,6 +169,8 @@ class HeadConfig:
         sample_steps: DDIM / Euler steps at inference.
         confidence_samples: samples whose spread gives the confidence (diffusion, flow) when asked.
         prediction: what the diffusion network predicts: "epsilon" (the noise) or "sample" (the chunk).
+        gripper: "regress" (like every other dimension) or "bce" (regression head: the embodiment's
+            "gripper" action group becomes an open/close classification).
     """
 
     kind: str = "regression"
@@ -182,6 +184,7 @@ class HeadConfig:
     sample_steps: int = 10
     confidence_samples: int = 4
     prediction: str = "sample"
+    gripper: str = "regress"
 
     def __post_init__(self) -> None:
         _check(self.kind in HEAD_KINDS, f"head.kind must be one of {HEAD_KINDS}, got '{self.kind}'")
@@ -200,6 +203,14 @@ class HeadConfig:
         _check(
             self.prediction in ("epsilon", "sample"),
             f"head.prediction must be 'epsilon' or 'sample', got '{self.prediction}'",
+        )
+        _check(
+            self.gripper in ("regress", "bce"),
+            f"head.gripper must be 'regress' or 'bce', got '{self.gripper}'",
+        )
+        _check(
+            self.gripper == "regress" or self.kind == "regression",
+            f"head.gripper='bce' needs head.kind='regression', got '{self.kind}'",
         )
 
 

@@ -13,6 +13,7 @@ used (config.language), never 90 MB of MiniLM.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,9 @@ class PretrainedTextEncoder(nn.Module):
         # Last few assembled batches (B=1 at inference repeats every step): skips stacking and padding.
         self._batches: dict[tuple[tuple[str, ...], str, bool], LanguageOut] = {}
         if cfg.trainable:
-            self.backbone = model
+            # A private copy: the loaded model is shared by every policy in the process.
+            self.backbone = copy.deepcopy(model)
+            self.backbone.requires_grad_(True)  # the shared original is frozen for the cached encoders
         else:
             # A plain attribute (not a submodule): frozen weights stay out of state_dict and optimizers.
             object.__setattr__(self, "_frozen", model)

@@ -61,7 +61,11 @@ class Policy(nn.Module):
         self.state = StateEncoder(self.state_dim, config.obs_horizon, config.fusion.state_hidden, D)
         n_vis = self.vision.first.num_tokens * config.obs_horizon * len(config.cameras)
         self.fusion = Fusion(config, lang_dim=lang_dim, num_vision_tokens=n_vis)
-        self.head = build_head(config, action_dim=self.action_dim)
+        space = embodiment.action_space()
+        grip = space.slice("gripper") if any(g.name == "gripper" for g in space.groups) else slice(0, 0)
+        self.head = build_head(
+            config, action_dim=self.action_dim, gripper_dims=tuple(range(grip.start, grip.stop))
+        )
         self.device = torch.device(device)
         self.to(self.device)
 

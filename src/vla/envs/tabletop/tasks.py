@@ -18,7 +18,7 @@ from vla.envs.tabletop import objects as obj
 FAMILIES = ("pick_up", "put_in", "push", "stack", "touch", "move_next_to")
 SPLITS = ("train", "unseen", "paraphrase", "randomized")
 # Control steps at 10 Hz; generous over the scripted experts (~30-70 steps) so policies have slack.
-MAX_STEPS = {"pick_up": 60, "put_in": 100, "push": 80, "stack": 100, "touch": 50, "move_next_to": 100}
+MAX_STEPS = {"pick_up": 60, "put_in": 100, "push": 80, "stack": 100, "touch": 60, "move_next_to": 100}
 
 LIFT_HEIGHT = 0.06  # m above the rest height that counts as picked up
 PUSH_DISTANCE = 0.08  # m along the asked direction
@@ -104,6 +104,53 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(p - (a + t * ab)))
 
 
+def _try_layout(
+    items: list[tuple[str, str] | str],
+    family: str,
+    target: tuple[str, str],
+    other: tuple[str, str] | None,
+    direction: str | None,
+    rng: np.random.Generator,
+) -> tuple[dict[tuple[str, str], tuple[float, float, float]], dict[str, tuple[float, float]]] | None:
+    """Places `items` (containers first) by rejection sampling; None if one of them finds no room."""
+    lo, hi = np.asarray(REGION_LOW), np.asarray(REGION_HIGH)
+    placed: list[tuple[np.ndarray, float]] = []
+    layout_c: dict[str, tuple[float, float]] = {}
+    layout_o: dict[tuple[str, str], tuple[float, float, float]] = {}
+    corridor: tuple[np.ndarray, np.ndarray] | None = None
+    for item in items:
+        radius = obj.CONTAINERS[item].radius if isinstance(item, str) else obj.SHAPE_SPECS[item[1]].radius
+        margin = radius if isinstance(item, str) else 0.0
+        for _ in range(60):
+            xy = rng.uniform(lo + margin * 0.5, hi - margin * 0.5)
+            clear = all(float(np.linalg.norm(xy - p)) > radius + r + 0.03 for p, r in placed)
+            if item == target and direction is not None:
+                d = np.asarray(DIRECTION_VECTORS[direction])
+                start, end = xy - d * 0.08, xy + d * (PUSH_DISTANCE + 0.06)
+                # The approach point behind the object must also lie in the region: right in front
+                # of the robot's base the arm pushes with a folded, compliant posture. Nothing placed
+                # earlier (the containers) may stand in the push path.
+                ends = np.stack([start, end])
+                clear = clear and not (np.any(ends < lo - 0.02) or np.any(ends > hi + 0.02))
+                clear = clear and all(_segment_distance(p, start, end) > r + radius + 0.03 for p, r in placed)
+                if clear:
+                    corridor = (start, end)
+            elif corridor is not None:
+                clear = clear and _segment_distance(xy, *corridor) > radius + 0.06
+            if clear and item == other and family == "move_next_to":
+                clear = bool(np.linalg.norm(xy - placed[items.index(target)][0]) > 0.18)
+            if clear:
+                break
+        else:
+            return None
+        placed.append((xy, radius))
+        if isinstance(item, str):
+            layout_c[item] = (float(xy[0]), float(xy[1]))
+        else:
+            layout_o[item] = (float(xy[0]), float(xy[1]), float(rng.uniform(-np.pi, np.pi)))
+    return layout_o, layout_c
+
+
 def sample_episode(family: str, split: str, rng: np.random.Generator) -> EpisodeSpec:
     """Draws one episode of `family` for `split` (layout, instruction, success parameters).
 
@@ -124,45 +171,11 @@ def sample_episode(family: str, split: str, rng: np.random.Generator) -> Episode
         containers.append(str(rng.choice(list(obj.CONTAINERS))))
     direction = str(rng.choice(list(DIRECTION_VECTORS))) if family == "push" else None
 
-    lo, hi = np.asarray(REGION_LOW), np.asarray(REGION_HIGH)
+    items: list[tuple[str, str] | str] = [*containers, target, *([other] if other else []), *distractors]
     for _attempt in range(500):
-        placed: list[tuple[np.ndarray, float]] = []
-        layout_c: dict[str, tuple[float, float]] = {}
-        layout_o: dict[tuple[str, str], tuple[float, float, float]] = {}
-        corridor: tuple[np.ndarray, np.ndarray] | None = None
-        ok = True
-        items: list[tuple[str, str] | str] = [*containers, target, *([other] if other else []), *distractors]
-        for item in items:
-            radius = obj.CONTAINERS[item].radius if isinstance(item, str) else obj.SHAPE_SPECS[item[1]].radius
-            margin = radius if isinstance(item, str) else 0.0
-            for _ in range(60):
-                xy = rng.uniform(lo + margin * 0.5, hi - margin * 0.5)
-                if item == target and direction is not None:
-                    d = np.asarray(DIRECTION_VECTORS[direction])
-                    end = xy + d * (PUSH_DISTANCE + 0.06)
-                    start = xy - d * 0.08
-                    # The approach point behind the object must also lie in the region: right in
-                    # front of the robot's base the arm pushes with a folded, compliant posture.
-                    ends = np.stack([start, end])
-                    if np.any(ends < lo - 0.02) or np.any(ends > hi + 0.02):
-                        continue
-                    corridor = (start, end)
-                clear = all(float(np.linalg.norm(xy - p)) > radius + r + 0.03 for p, r in placed)
-                if clear and corridor is not None and item != target:
-                    clear = bool(_segment_distance(xy, *corridor) > radius + 0.06)
-                if clear and item == other and family == "move_next_to":
-                    clear = bool(np.linalg.norm(xy - placed[len(containers)][0]) > 0.18)
-                if clear:
-                    break
-            else:
-                ok = False
-                break
-            placed.append((xy, radius))
-            if isinstance(item, str):
-                layout_c[item] = (float(xy[0]), float(xy[1]))
-            else:
-                layout_o[item] = (float(xy[0]), float(xy[1]), float(rng.uniform(-np.pi, np.pi)))
-        if ok:
+        layout = _try_layout(items, family, target, other, direction, rng)
+        if layout is not None:
+            layout_o, layout_c = layout
             break
     else:
         raise RuntimeError(f"could not lay out a {family} scene after 500 attempts")

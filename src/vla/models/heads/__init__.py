@@ -12,11 +12,17 @@ from vla.models.heads.regression import RegressionHead
 __all__ = ["ActionHead", "BinnedHead", "DiffusionHead", "FlowHead", "RegressionHead", "build_head"]
 
 
-def build_head(cfg: PolicyConfig, *, action_dim: int) -> ActionHead:
-    """Returns the head `cfg.head.kind` names, sized for the fusion width and the chunk length."""
+def build_head(cfg: PolicyConfig, *, action_dim: int, gripper_dims: tuple[int, ...] = ()) -> ActionHead:
+    """Returns the head `cfg.head.kind` names, sized for the fusion width and the chunk length.
+
+    `gripper_dims` are the action indices of the embodiment's gripper (used when head.gripper="bce").
+    """
     h, D = cfg.head, cfg.fusion.dim
     if h.kind == "regression":
-        return RegressionHead(h, dim=D, action_dim=action_dim)
+        if h.gripper == "bce" and not gripper_dims:
+            raise ValueError("head.gripper='bce' needs an action group named 'gripper' in the embodiment")
+        binary = gripper_dims if h.gripper == "bce" else ()
+        return RegressionHead(h, dim=D, action_dim=action_dim, binary_dims=binary)
     if h.kind == "binned":
         return BinnedHead(h, dim=D, action_dim=action_dim)
     if h.kind == "diffusion":

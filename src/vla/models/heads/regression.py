@@ -21,9 +21,17 @@ BOUND = 1.1
 
 
 class RegressionHead(ActionHead):
-    """Per-step ensemble MLP: features (B, H, D) -> K predictions (B, H, K, A)."""
+    """Per-step ensemble MLP: features (B, H, D) -> K predictions (B, H, K, A).
 
-    def __init__(self, cfg: HeadConfig, *, dim: int, action_dim: int) -> None:
+    With `binary_dims` (head.gripper="bce"), those dimensions are open/close logits trained with binary
+    cross-entropy and decoded to the q01 / q99 ends (-1 / +1), so a gripper command is never half-way.
+    """
+
+    binary: torch.Tensor
+
+    def __init__(
+        self, cfg: HeadConfig, *, dim: int, action_dim: int, binary_dims: tuple[int, ...] = ()
+    ) -> None:
         super().__init__()
         self.k = cfg.ensemble
         self.hidden = cfg.hidden
@@ -32,13 +40,19 @@ class RegressionHead(ActionHead):
         self.fc1 = nn.Linear(dim, cfg.ensemble * cfg.hidden)
         self.w2 = nn.Parameter(torch.randn(cfg.ensemble, cfg.hidden, action_dim) * cfg.hidden**-0.5)
         self.b2 = nn.Parameter(torch.zeros(cfg.ensemble, action_dim))
+        binary = torch.zeros(action_dim, dtype=torch.bool)
+        binary[list(binary_dims)] = True
+        self.register_buffer("binary", binary, persistent=False)
+        self.has_binary = bool(binary_dims)
 
     def members(self, feats: torch.Tensor) -> torch.Tensor:
         """feats (B, H, D) -> per-member actions (B, H, K, A) in normalized units."""
         B, H, _ = feats.shape
         h = F.gelu(self.fc1(feats)).view(B, H, self.k, self.hidden)  # (B, H, K, hid)
         out = torch.einsum("bhkd,kda->bhka", h, self.w2) + self.b2  # (B, H, K, A)
-        return BOUND * torch.tanh(out) if self.tanh else out
+        cont = BOUND * torch.tanh(out) if self.tanh else out
+        # Binary dims (a gripper trained with BCE) stay logits.
+        return torch.where(self.binary, out, cont) if self.has_binary else cont
 
     def loss(
         self, fused: FusionOut, target: torch.Tensor, valid: torch.Tensor
@@ -46,14 +60,30 @@ class RegressionHead(ActionHead):
         pred = self.members(fused.features)  # (B, H, K, A)
         diff = pred - target[:, :, None]
         err = diff.abs() if self.kind == "l1" else diff.pow(2)
+        if self.has_binary:
+            closed = (target > 0).float()[:, :, None].expand_as(pred)  # normalized +1 = closed
+            bce = F.binary_cross_entropy_with_logits(pred, closed, reduction="none")
+            err = torch.where(self.binary, bce, err)
         loss = masked_mean(err, valid)
         with torch.no_grad():
-            l1 = masked_mean((pred.mean(2) - target).abs(), valid)
+            l1 = masked_mean((self._actions(pred).mean(2) - target).abs(), valid)
         return loss, {"loss": float(loss.detach()), "l1": float(l1)}
+
+    def _actions(self, pred: torch.Tensor) -> torch.Tensor:
+        """Member outputs (B, H, K, A) -> normalized actions (binary dims: logits -> -1 / +1)."""
+        if not self.has_binary:
+            return pred
+        return torch.where(self.binary, torch.where(pred > 0, 1.0, -1.0), pred)
 
     def sample(
         self, fused: FusionOut, *, generator: torch.Generator | None = None, with_confidence: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         pred = self.members(fused.features)  # (B, H, K, A)
+        if self.has_binary:
+            # Members vote on binary dims through their probabilities: 2p - 1 in [-1, 1].
+            soft = torch.where(self.binary, 2 * torch.sigmoid(pred) - 1, pred)
+            conf = spread_confidence(soft.permute(2, 0, 1, 3)) if self.k > 1 else None
+            mean = soft.mean(2)
+            return torch.where(self.binary, torch.where(mean > 0, 1.0, -1.0), mean), conf
         conf = spread_confidence(pred.permute(2, 0, 1, 3)) if self.k > 1 else None
         return pred.mean(2), conf
