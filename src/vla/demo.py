@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 DEMO_FAMILIES = ("pick_up", "touch", "push")
-DEMO_EPISODES = 40
-DEMO_STEPS = 3000
+DEMO_EPISODES = 100
+DEMO_STEPS = 2000
 DEMO_TIME_BUDGET_S = 600.0
 DEMO_EVAL_EPISODES = 20
 

@@ -137,3 +137,18 @@ def test_models_training_step_after_predict(kit, name: str) -> None:
     policy.predict(single)
     losses = kit.fit(policy, data, steps=2)
     assert all(np.isfinite(losses))
+
+
+def test_models_state_dropout_blanks_the_state_in_training_only(kit) -> None:
+    data = kit.make_toy(n=8)
+    policy = kit.build(kit.tiny(get_preset("default"), **{"fusion.state_dropout": 0.999}), data)
+    batch, other = data.batch(), data.batch()
+    other.state = other.state + 3.0
+    policy.train()
+    torch.manual_seed(1)
+    a = policy.loss(batch)[0].detach()
+    torch.manual_seed(1)
+    b = policy.loss(other)[0].detach()
+    torch.testing.assert_close(a, b)  # the state never reached the fusion
+    policy.eval()
+    assert not torch.equal(policy.loss(batch)[0].detach(), policy.loss(other)[0].detach())

@@ -116,7 +116,9 @@ def run_episode(
             for cam, img in obs["images"].items():
                 images[cam].append(img)
             states.append(obs["state"])
-            actions.append(action)
+            # A DART expert executes a perturbed action but labels the step with its clean intent.
+            label = getattr(actor, "label", None)
+            actions.append(action if label is None else np.asarray(label, dtype=np.float32))
         obs, reward, terminated, truncated, info = env.step(action)
         rewards.append(float(reward))
         steps += 1

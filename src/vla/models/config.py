@@ -132,6 +132,9 @@ class FusionConfig:
         heads: attention heads.
         dropout: dropout inside fusion (also the MC-dropout source).
         state_hidden: hidden width of the state MLP.
+        state_dropout: chance, per training sample, of blanking the state token. Against the "copycat"
+            failure of behaviour cloning from few demos: proprioception alone identifies a training
+            trajectory, so a policy can replay it instead of looking at the scene.
     """
 
     kind: str = "concat"
@@ -141,6 +144,7 @@ class FusionConfig:
     heads: int = 4
     dropout: float = 0.1
     state_hidden: int = 128
+    state_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.kind in FUSION_KINDS, f"fusion.kind must be one of {FUSION_KINDS}, got '{self.kind}'")
@@ -150,6 +154,10 @@ class FusionConfig:
         _check(self.depth >= 1 and self.dec_depth >= 1, "fusion.depth and fusion.dec_depth must be >= 1")
         _check(0.0 <= self.dropout < 1.0, f"fusion.dropout must be in [0, 1), got {self.dropout}")
         _check(self.state_hidden > 0, "fusion.state_hidden must be positive")
+        _check(
+            0.0 <= self.state_dropout < 1.0,
+            f"fusion.state_dropout must be in [0, 1), got {self.state_dropout}",
+        )
 
 
 @dataclass(frozen=True)

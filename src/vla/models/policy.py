@@ -108,6 +108,9 @@ class Policy(nn.Module):
         lang = self.language(instruction, self.device)
         vis = self.vision(images, lang.sentence)
         st = self.state(self.normalizer.state(state))  # (B, 1, D)
+        p = self.config.fusion.state_dropout
+        if self.training and p > 0:
+            st = st * (torch.rand(st.shape[0], 1, 1, device=st.device) >= p)  # blank whole tokens
         return self.fusion(lang, st, vis, return_weights=return_weights), vis
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
