@@ -225,7 +225,7 @@ def test_two_process_ddp_equals_one_process_on_the_same_global_batch(toy_dataset
     b = load_file(str(tmp_path / "two" / "train_state" / "model.safetensors"))
     worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
     # Model-internal randomness (dropout, random shift) is off: only float summation order differs.
-    assert worst < 1e-5, f"DDP weights differ from single-process weights by {worst}"
+    assert worst < 5e-5, f"DDP weights differ from single-process weights by {worst}"
 
 
 def test_cli_reports_bad_inputs_before_any_work(toy_dataset, tmp_path):
