@@ -125,11 +125,12 @@ class TabletopExpert:
                 self._phase_steps = 0
                 continue
             break
+        holding = False
         if self._phase >= len(self._phases):
             target, gripper, max_step = pos, self._phases[-1].gripper, EXPERT_STEP
         else:
             ph = self._phases[self._phase]
-            target, gripper, max_step = ph.waypoint(), ph.gripper, ph.max_step
+            target, gripper, max_step, holding = ph.waypoint(), ph.gripper, ph.max_step, ph.holding
             self._phase_steps += 1
         delta = target - pos
         norm = float(np.linalg.norm(delta))
@@ -141,8 +142,9 @@ class TabletopExpert:
             [np.clip(delta, -MAX_DPOS, MAX_DPOS), np.clip(rot, -MAX_DROT, MAX_DROT), [gripper]]
         )
         action = clean.copy()
-        # Perturb only free-space moves: near a waypoint (grasp, press) precision matters more.
-        action[:3] += self._rng.normal(0.0, self.dart_noise, 3) * (norm > 0.03)
+        # Perturb only free-space moves without an object in hand: near a waypoint (grasp, press)
+        # precision matters more, and a jolt while carrying can shake the object loose.
+        action[:3] += self._rng.normal(0.0, self.dart_noise, 3) * (norm > 0.03 and not holding)
         action[:3] = np.clip(action[:3], -MAX_DPOS, MAX_DPOS)
         self.label = (env.ee_delta_to_joint_pos(clean) if env.action_mode == "joint_pos" else clean).astype(
             np.float32
