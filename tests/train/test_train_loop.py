@@ -24,7 +24,6 @@ from vla.models.language import build_vocab
 from vla.train import _apply_stage, _LossModule, build_policy_config, lr_at, make_optimizer, train, train_step
 from vla.types import Observation
 
-
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
