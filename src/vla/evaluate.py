@@ -170,7 +170,15 @@ def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str]]:
             f"checkpoint {cfg.checkpoint} was trained for embodiment '{policy.embodiment.name}', which cannot "
             f"drive suite '{cfg.suite}' ({env.embodiment.name}): {'; '.join(problems)}"
         )
-    return policy, list(cfg.families or suite.families)
+    return policy, list(cfg.families or _trained_families(cfg.checkpoint, suite.families))
+
+
+def _trained_families(checkpoint: str, suite_families: tuple[str, ...] | list[str]) -> list[str]:
+    """The suite's families the checkpoint was trained on (metadata "train.families"), else all of them."""
+    from vla.models.checkpoint import read_metadata
+
+    trained = read_metadata(checkpoint).get("train", {}).get("families") or []
+    return [f for f in suite_families if f in trained] or list(suite_families)
 
 
 def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:

@@ -351,7 +351,7 @@ def train(
             done = counters.step >= cfg.steps or over_time or patience_out
             if rank == 0 and (done or (cfg.save_every and counters.step % cfg.save_every == 0)):
                 counters.elapsed_s = elapsed
-                _save(out, policy, ema, optimizer, counters, cfg)
+                _save(out, policy, ema, optimizer, counters, cfg, families=data.train.family_names)
             if over_time or patience_out:
                 stop_reason = "time budget" if over_time else "early stopping"
                 break
@@ -381,9 +381,18 @@ def _save(
     optimizer: torch.optim.Optimizer,
     counters: Counters,
     cfg: TrainConfig,
+    *,
+    families: list[str],
 ) -> None:
+    # `families` lets `vla eval` default to what the policy was trained on.
     metadata = {
-        "train": {"dataset": str(cfg.dataset), "preset": cfg.preset, "step": counters.step, "seed": cfg.seed}
+        "train": {
+            "dataset": str(cfg.dataset),
+            "preset": cfg.preset,
+            "step": counters.step,
+            "seed": cfg.seed,
+            "families": families,
+        }
     }
     tmp = out / "checkpoint.tmp"
     _rmtree(tmp)

@@ -91,6 +91,8 @@ class Batch:
         actions: float32 [B, H, A].
         action_pad: bool [B, H]; True where the step lies past the episode end (copied padding).
         family: B task-family names ("" when unknown), for per-family metrics and balanced sampling.
+        goal: float32 [B, E] hindsight sub-goal (end-effector position at the next gripper event, see
+            `vla.data.subgoals`), or None when the dataset's embodiment cannot define it.
     """
 
     images: dict[str, Any]
@@ -100,6 +102,7 @@ class Batch:
     actions: Any
     action_pad: Any
     family: list[str] = field(default_factory=list)
+    goal: Any = None
 
     def __len__(self) -> int:
         return len(self.instruction)
@@ -114,6 +117,7 @@ class Batch:
             actions=self.actions.to(device),
             action_pad=self.action_pad.to(device),
             family=self.family,
+            goal=None if self.goal is None else self.goal.to(device),
         )
 
 

@@ -143,3 +143,28 @@ def test_data_window_config_validation() -> None:
         WindowConfig(obs_horizon=0)
     with pytest.raises(ValueError, match="action_horizon"):
         WindowConfig(action_horizon=0)
+
+
+def test_data_subgoals_follow_gripper_flips() -> None:
+    from vla.data.subgoals import episode_subgoals
+
+    n = 10
+    state = np.zeros((n, 5), dtype=np.float32)
+    state[:, 3] = np.arange(n)  # ee_pos x = step index, so a goal names the step it came from
+    actions = np.zeros((n, 3), dtype=np.float32)
+    actions[4:7, 2] = 1.0  # closes at step 4, opens again at step 7
+    goal = episode_subgoals(state, actions, ee=slice(3, 5), gripper=slice(2, 3))
+    assert goal.shape == (n, 2)
+    np.testing.assert_array_equal(goal[:, 0], [4, 4, 4, 4, 7, 7, 7, 9, 9, 9])
+
+
+def test_data_windows_carry_subgoals(small_dataset: tuple[Path, list[Episode]]) -> None:
+    path, episodes = small_dataset
+    ds = WindowDataset(path)
+    assert ds.goal is not None and ds.goal.shape == (len(ds), 2)
+    batch = ds.get_batch(np.arange(4))
+    assert batch.goal is not None and tuple(batch.goal.shape) == (4, 2)
+    # Every sub-goal is an ee_pos the episode visits.
+    first = episodes[0]
+    visited = {tuple(r) for r in first.state[:, 3:5].tolist()}
+    assert all(tuple(g) in visited for g in ds.goal[: first.state.shape[0]].tolist())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import typer
 
@@ -12,9 +13,19 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP wait policy, read once when torch loads (FACTS.md, "Threads on a shared 2-core machine"): a
+# single busy process with 2 threads is fastest with spinning workers (ACTIVE: default preset forward
+# 2.4 ms vs 4.3-5.7 ms PASSIVE, training +13%), but spinning threads next to another busy process slow
+# both by up to 50x. So the commands that own the machine alone (one training process, the model
+# benchmark) spin; everything that runs worker processes, servers or engines beside other work waits
+# passively. `vla demo` waits passively too: with ACTIVE, libgomp's idle threads in the parent spin
+# for ever, stealing a core from the evaluation workers after training. A user's own OMP_WAIT_POLICY wins.
+_ALONE = (("bench", "model"), ("train",), ("models",))
+_args = tuple(a for a in sys.argv[1:3])
+_alone = any(_args[: len(cmd)] == cmd for cmd in _ALONE) and "LOCAL_RANK" not in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE" if _alone else "PASSIVE")
 
-from vla.cli import data, env, models, runtime, train
+from vla.cli import data, env, models, runtime, train  # noqa: E402 (after the environment is set)
 
 app = typer.Typer(help="vla: Vision-Language-Action policies on a CPU.", no_args_is_help=True)
 bench = typer.Typer(help="Benchmarks; each prints a table and ends with one JSON line.", no_args_is_help=True)

@@ -11,6 +11,7 @@ noise, cutout. Float work is done only on the windows drawn for it, so cheap set
 
 from __future__ import annotations
 
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -254,12 +255,9 @@ def augment_batch(
         instructions = paraphrase_instructions(
             instructions, p=cfg.p_paraphrase, paraphrase=paraphrase, rng=rng
         )
-    return Batch(
+    # replace(), not a new Batch: fields added later (e.g. the sub-goal) must survive augmentation.
+    return replace(
+        batch,
         images={cam: augment_images(v, cfg, generator=generator) for cam, v in batch.images.items()},
-        state=batch.state,
-        obs_pad=batch.obs_pad,
         instruction=instructions,
-        actions=batch.actions,
-        action_pad=batch.action_pad,
-        family=batch.family,
     )

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from vla.data.reader import EpisodeDataset
+from vla.data.subgoals import dataset_subgoals
 from vla.types import Batch
 
 
@@ -115,6 +116,7 @@ class WindowDataset(Dataset[Batch]):
         pairs = [reader.read_low_dim(e) for e in self.episodes]
         self.state = np.concatenate([s for s, _ in pairs])  # (N, S)
         self.actions = np.concatenate([a for _, a in pairs])  # (N, A)
+        self.goal = dataset_subgoals(self.state, self.actions, self.ep_start, self.ep_end, self.embodiment)
         self._load_images(reader, lengths)
         if not isinstance(source, EpisodeDataset):
             reader.close()
@@ -197,6 +199,7 @@ class WindowDataset(Dataset[Batch]):
             actions=torch.from_numpy(self.actions[act_idx]),  # (B, H, A)
             action_pad=torch.from_numpy(act_pad),
             family=[self.families[e] for e in ep],
+            goal=None if self.goal is None else torch.from_numpy(self.goal[idx]),  # (B, E)
         )
 
     def __getitem__(self, index: int) -> Batch:
@@ -204,6 +207,11 @@ class WindowDataset(Dataset[Batch]):
 
     def __getitems__(self, indices: list[int]) -> Batch:
         return self.get_batch(indices)
+
+    @property
+    def family_names(self) -> list[str]:
+        """The task families present, sorted (empty names, i.e. unknown families, left out)."""
+        return sorted({f for f in self.families if f})
 
     def family_weights(self) -> np.ndarray:
         """float64 [len]: per-window weights giving every task family the same total probability."""
@@ -237,4 +245,5 @@ def collate_windows(items: Batch | list[Batch]) -> Batch:
         actions=torch.cat([b.actions for b in items]),
         action_pad=torch.cat([b.action_pad for b in items]),
         family=[s for b in items for s in b.family],
+        goal=None if items[0].goal is None else torch.cat([b.goal for b in items]),
     )

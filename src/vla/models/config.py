@@ -232,6 +232,10 @@ class PolicyConfig:
         action_horizon: H, length of the predicted chunk.
         cameras: camera names the policy reads, in order.
         image_size: (Hi, Wi) the encoder works at; other sizes are resized inside the policy.
+        goal_loss: weight of the auxiliary sub-goal loss (0 = off): a small MLP on the vision tokens
+            predicts the end effector's position at the next gripper event (`vla.data.subgoals`),
+            which teaches the encoder where the instructed object is. Training only; no cost at
+            inference.
     """
 
     name: str = "custom"
@@ -243,8 +247,10 @@ class PolicyConfig:
     language: LanguageConfig = field(default_factory=LanguageConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    goal_loss: float = 0.0
 
     def __post_init__(self) -> None:
+        _check(self.goal_loss >= 0, f"goal_loss must be >= 0, got {self.goal_loss}")
         _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")
         _check(self.action_horizon >= 1, f"action_horizon must be >= 1, got {self.action_horizon}")
         _check(len(self.cameras) >= 1, "cameras must name at least one camera")

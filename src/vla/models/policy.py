@@ -18,13 +18,14 @@ from torch import nn
 from vla.models.cameras import VisionEncoder, VisionOut
 from vla.models.config import PolicyConfig
 from vla.models.fusion import Fusion, FusionOut, StateEncoder
+from vla.models.goal import GoalHead
 from vla.models.heads import build_head
 from vla.models.language import build_language
 from vla.models.normalize import Normalizer
 from vla.spaces import Embodiment
 from vla.types import ActionChunk, Batch, DatasetStats, Observation
 
-PREFIXES = ("vision", "language", "state", "fusion", "head")
+PREFIXES = ("vision", "language", "state", "fusion", "head", "goal")
 
 
 class Policy(nn.Module):
@@ -66,6 +67,13 @@ class Policy(nn.Module):
         self.head = build_head(
             config, action_dim=self.action_dim, gripper_dims=tuple(range(grip.start, grip.stop))
         )
+        # The sub-goal head exists only when asked for and the state has an end-effector position.
+        self.goal: GoalHead | None = None
+        if config.goal_loss > 0 and any(f.name == "ee_pos" for f in embodiment.state_fields):
+            ee = embodiment.state_slice("ee_pos")
+            self.goal = GoalHead(
+                n_vis, D, mean=self.normalizer.state_mean[ee], std=self.normalizer.state_std[ee]
+            )
         self.device = torch.device(device)
         self.to(self.device)
 
@@ -125,8 +133,18 @@ class Policy(nn.Module):
         state = batch.state[:, -T:].to(self.device, torch.float32)
         actions = batch.actions[:, : self.config.action_horizon].to(self.device, torch.float32)
         valid = ~batch.action_pad[:, : self.config.action_horizon].to(self.device)
-        fused, _ = self._encode(images, state, list(batch.instruction))
-        return self.head.loss(fused, self.normalizer.action(actions), valid)
+        fused, vis = self._encode(images, state, list(batch.instruction))
+        loss, metrics = self.head.loss(fused, self.normalizer.action(actions), valid)
+        if self.goal is not None and batch.goal is not None:
+            goal_loss, err_cm = self.goal.loss(vis.tokens, batch.goal.to(self.device, torch.float32))
+            loss = loss + self.config.goal_loss * goal_loss
+            metrics = {
+                **metrics,
+                "loss": float(loss.detach()),
+                "goal_loss": float(goal_loss.detach()),
+                "goal_cm": err_cm,
+            }
+        return loss, metrics
 
     def _obs_tensors(self, obs: Observation) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
         """Validates an observation and returns (images, state, instructions) as (B, T, ...) tensors."""
