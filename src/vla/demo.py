@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 DEMO_FAMILIES = ("pick_up", "touch", "push")
-DEMO_EPISODES = 100
-DEMO_STEPS = 2000
-DEMO_TIME_BUDGET_S = 600.0
+# Measured (docs/measured.md, "Learning"): with the sub-goal loss, 700 demos per family (~33k steps,
+# ~2 min to collect with 2 workers) and ~3,800 steps of batch 64 (12 min) reached 86% on new seeds;
+# 100 demos per family reached 17%. Demonstrations are cheap here, training time is not, so the demo
+# spends its budget on data. The time budget is a safety net; the schedule is sized to finish first.
+DEMO_EPISODES = 700
+DEMO_STEPS = 3600
+DEMO_TIME_BUDGET_S = 780.0
 DEMO_EVAL_EPISODES = 20
 
 
