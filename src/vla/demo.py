@@ -16,13 +16,13 @@ from typing import Any
 
 DEMO_FAMILIES = ("pick_up", "touch", "push")
 # Measured (docs/measured.md, "Learning"): with the sub-goal loss, 700 demos per family (~33k steps,
-# ~2 min to collect with 2 workers) and ~3,800 steps of batch 64 (12 min) reached 86% on new seeds;
+# ~2 min to collect with 2 workers) and ~3,800 steps of batch 64 reached 86% on new seeds;
 # 100 demos per family reached 17%. Demonstrations are cheap here, training time is not, so the demo
 # spends its budget on data. The time budget is a safety net; the schedule is sized to finish first.
 DEMO_EPISODES = 700
-DEMO_STEPS = 3600
+DEMO_STEPS = 4500
 DEMO_TIME_BUDGET_S = 780.0
-DEMO_EVAL_EPISODES = 20
+DEMO_EVAL_EPISODES = 30
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,21 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# OpenMP wait policy, read once when torch loads (FACTS.md, "Threads on a shared 2-core machine"): a
-# single busy process with 2 threads is fastest with spinning workers (ACTIVE: default preset forward
-# 2.4 ms vs 4.3-5.7 ms PASSIVE, training +13%), but spinning threads next to another busy process slow
-# both by up to 50x. So the commands that own the machine alone (one training process, the model
-# benchmark) spin; everything that runs worker processes, servers or engines beside other work waits
-# passively. `vla demo` waits passively too: with ACTIVE, libgomp's idle threads in the parent spin
-# for ever, stealing a core from the evaluation workers after training. A user's own OMP_WAIT_POLICY wins.
-_ALONE = (("bench", "model"), ("train",), ("models",))
+# OpenMP wait policy, read once when torch loads (FACTS.md, "Threads on a shared 2-core machine"). A
+# single busy process with 2 threads is fastest when its worker threads spin between parallel regions
+# (measured with `vla bench model`: forward 1.6 ms median vs 5.4 ms PASSIVE, training 543 vs 419
+# samples/s), but spinning threads next to another busy process slow both by up to 50x. So the
+# commands that own the machine (one training process, the demo, the model benchmark) spin briefly:
+# ACTIVE with a finite GOMP_SPINCOUNT (libgomp's default 300k spins, ~1 ms) so idle threads still go to
+# sleep, e.g. while the demo's evaluation workers run (plain ACTIVE spins for ever and steals a core).
+# Everything that runs beside other work (servers, engines, worker pools, DDP ranks) waits passively.
+# A user's own settings win.
+_ALONE = (("bench", "model"), ("train",), ("models",), ("demo",))
 _args = tuple(a for a in sys.argv[1:3])
 _alone = any(_args[: len(cmd)] == cmd for cmd in _ALONE) and "LOCAL_RANK" not in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE" if _alone else "PASSIVE")
+if _alone:
+    os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 
 from vla.cli import data, env, models, runtime, train  # noqa: E402 (after the environment is set)
 
