@@ -44,7 +44,10 @@ def _build(kit, data, goal_loss: float) -> Policy:
 def test_models_goal_head_only_when_asked_and_possible(kit) -> None:
     data, _ = _spot_data(kit)
     assert _build(kit, data, 0.0).goal is None
-    assert _build(kit, data, 1.0).goal is not None
+    assert "goal" not in _build(kit, data, 0.0).param_groups_by_name()
+    with_goal = _build(kit, data, 1.0)
+    assert with_goal.goal is not None
+    assert len(with_goal.param_groups_by_name()["goal"]) == 4  # two Linear layers: weights + biases
     # The toy embodiment has no ee_pos state field: no sub-goal can be defined, so no head.
     cfg = kit.tiny(get_preset("default"), goal_loss=1.0)
     assert build_policy(cfg, embodiment=kit.embodiment(), stats=data.stats()).goal is None

@@ -79,8 +79,10 @@ class Policy(nn.Module):
 
     # ----------------------------------------------------------------------------------- parameters
     def param_groups_by_name(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters grouped by top-level prefix: vision, language, state, fusion, head."""
-        groups: dict[str, list[nn.Parameter]] = {p: [] for p in PREFIXES}
+        """Trainable parameters grouped by top-level prefix: vision, language, state, fusion, head (and
+        goal, when the policy has a sub-goal head)."""
+        present = [p for p in PREFIXES if p != "goal" or self.goal is not None]  # goal: only if built
+        groups: dict[str, list[nn.Parameter]] = {p: [] for p in present}
         for name, p in self.named_parameters():
             prefix = name.split(".", 1)[0]
             if prefix in groups and p.requires_grad:
