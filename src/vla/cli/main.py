@@ -23,7 +23,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Everything that runs beside other work (servers, engines, worker pools, DDP ranks) waits passively.
 # A user's own settings win.
 _ALONE = (("bench", "model"), ("train",), ("models",), ("demo",))
-_args = tuple(a for a in sys.argv[1:3])
+_args = tuple(sys.argv[1:3])
 _alone = any(_args[: len(cmd)] == cmd for cmd in _ALONE) and "LOCAL_RANK" not in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE" if _alone else "PASSIVE")
 if _alone:
