@@ -61,6 +61,9 @@ class TrainConfig:
         paraphrase_prob: probability of replacing an instruction by a paraphrase (tabletop data only).
         stages: staged fine-tuning schedule (see `Stage`).
         time_budget_s: stop (and save) once this much wall time is spent (0: no limit).
+        grounding: a grounding file (`vla collect-grounding`) to co-train the policy's grounding head
+            on; required by, and only allowed for, a policy with grounding_loss > 0.
+        grounding_batch: labelled views per step beside the `batch_size` demonstration windows.
     """
 
     dataset: str
@@ -89,9 +92,11 @@ class TrainConfig:
     paraphrase_prob: float = 0.3
     stages: tuple[Stage, ...] = field(default_factory=tuple)
     time_budget_s: float = 0.0
+    grounding: str = ""
+    grounding_batch: int = 32
 
     def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "threads")
+        positive = ("steps", "batch_size", "threads", "grounding_batch")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")

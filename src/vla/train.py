@@ -30,13 +30,14 @@ from tqdm import tqdm
 
 from vla.config import TrainConfig, to_dict
 from vla.data.augment import AugmentConfig, augment_batch
+from vla.data.grounding import GroundingSet
 from vla.data.reader import EpisodeDataset
 from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
 from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
 from vla.models.language import build_vocab
 from vla.presets import get_preset
 from vla.train_state import Counters, load_state, save_state
-from vla.types import Batch
+from vla.types import Batch, GroundingBatch
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,15 @@ class _LossModule(torch.nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.policy.loss(batch)
+    def forward(
+        self, batch: Batch, grounding: GroundingBatch | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, metrics = self.policy.loss(batch)
+        if grounding is not None:
+            g_loss, g_metrics = self.policy.grounding_loss(grounding)
+            loss = loss + g_loss
+            metrics = {**metrics, **g_metrics, "loss": float(loss.detach())}
+        return loss, metrics
 
 
 def train_step(
@@ -110,6 +118,7 @@ def train_step(
     grad_clip: float,
     ema: EMA | None = None,
     ema_target: torch.nn.Module | None = None,
+    grounding: GroundingBatch | None = None,
 ) -> dict[str, float]:
     """One optimizer step on `batch`; returns the loss and the policy's metrics.
 
@@ -121,11 +130,12 @@ def train_step(
         grad_clip: max global gradient norm (0 disables).
         ema: EMA to update after the step, tracking `ema_target`.
         ema_target: the unwrapped policy.
+        grounding: labelled views for the grounding head, trained in the same step.
     """
     model.train()
     for group in optimizer.param_groups:
         group["lr"] = lr
-    loss, metrics = model(batch)
+    loss, metrics = model(batch, grounding)
     if not torch.isfinite(loss):
         raise FloatingPointError(
             f"training loss became {loss.item()}; lower the learning rate or check the data"
@@ -150,6 +160,7 @@ class _Data:
     weights: np.ndarray | None
     paraphrase: Callable[[str, np.random.Generator], str] | None
     reader: EpisodeDataset
+    grounding: GroundingSet | None = None
 
 
 def _load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> _Data:
@@ -178,7 +189,48 @@ def _load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> _Data:
 
         paraphrase = tabletop_paraphrase
     weights = train.family_weights() if cfg.balance_families else None
-    return _Data(train=train, val=val, weights=weights, paraphrase=paraphrase, reader=reader)
+    grounding = _load_grounding(cfg, policy_cfg, reader) if cfg.grounding else None
+    return _Data(
+        train=train, val=val, weights=weights, paraphrase=paraphrase, reader=reader, grounding=grounding
+    )
+
+
+def check_grounding_config(cfg: TrainConfig, policy_cfg: PolicyConfig) -> None:
+    """A grounding head needs labelled views and labelled views need a grounding head: say so early."""
+    if policy_cfg.grounding_loss > 0 and not cfg.grounding:
+        raise ValueError(
+            f"preset '{cfg.preset}' co-trains a grounding head (grounding_loss={policy_cfg.grounding_loss}) "
+            "and needs labelled views: pass --grounding FILE (make one with `vla collect-grounding`)"
+        )
+    if cfg.grounding and policy_cfg.grounding_loss <= 0:
+        raise ValueError(
+            f"--grounding {cfg.grounding} given, but preset '{cfg.preset}' has no grounding head; use a preset "
+            "with grounding_loss > 0 (e.g. 'grounded') or add -p grounding_loss=1.0"
+        )
+
+
+def _load_grounding(cfg: TrainConfig, policy_cfg: PolicyConfig, reader: EpisodeDataset) -> GroundingSet:
+    g = GroundingSet(cfg.grounding)
+    if reader.suite and g.suite != reader.suite:
+        raise ValueError(
+            f"{cfg.grounding}: grounding views of suite '{g.suite}' but the dataset is of '{reader.suite}'"
+        )
+    if reader.embodiment is not None and g.state.shape[1] != reader.embodiment.state_dim:
+        raise ValueError(
+            f"{cfg.grounding}: views hold a {g.state.shape[1]}-D robot state but the dataset's robot has "
+            f"{reader.embodiment.state_dim}; make the views with the dataset's suite"
+        )
+    missing = [c for c in policy_cfg.cameras if c not in g.cameras]
+    if missing:
+        raise ValueError(
+            f"{cfg.grounding}: lacks cameras {missing} the policy reads (it has {list(g.cameras)})"
+        )
+    return g
+
+
+def grounding_indices(step: int, *, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """The labelled views of step `step` (int64 [batch_size]), a pure function of its args."""
+    return np.random.default_rng([seed, step, 5]).integers(0, n, size=batch_size).astype(np.int64)
 
 
 def batch_indices(step: int, *, n: int, batch_size: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
@@ -251,6 +303,7 @@ def train(
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     policy_cfg = build_policy_config(cfg)
+    check_grounding_config(cfg, policy_cfg)
     data = _load_data(cfg, policy_cfg)
     if policy_cfg.language.kind == "vocab" and not policy_cfg.language.vocab:
         # The no-pretraining baseline's vocabulary comes from the data (and is saved in config.json).
@@ -308,6 +361,12 @@ def train(
             )
             batch = data.train.get_batch(idx[rank::world])
             batch = _augmented(batch, data, aug, seed=cfg.seed, step=step, rank=rank).to(device)
+            g_batch = None
+            if data.grounding is not None:
+                g_idx = grounding_indices(
+                    step, n=len(data.grounding), batch_size=cfg.grounding_batch * world, seed=cfg.seed
+                )
+                g_batch = data.grounding.get_batch(g_idx[rank::world])
             last = train_step(
                 model,
                 batch,
@@ -316,6 +375,7 @@ def train(
                 grad_clip=cfg.grad_clip,
                 ema=ema,
                 ema_target=policy,
+                grounding=g_batch,
             )
             counters.step += 1
             session_s = time.perf_counter() - session_start

@@ -189,3 +189,22 @@ class DatasetStats:
             state=FeatureStats.from_dict(d["state"], where=f"{where}.state"),
             action=FeatureStats.from_dict(d["action"], where=f"{where}.action"),
         )
+
+
+@dataclass(frozen=True)
+class GroundingBatch:
+    """Labelled views for the grounding head (`vla.data.grounding`), torch tensors.
+
+    Attributes:
+        images: camera name -> uint8 [B, 1, Hi, Wi, 3].
+        state: float32 [B, S], the robot state of each view (robot units).
+        instruction: B strings.
+        labels: float32 [B, L] (target and place positions in metres, then yaw features).
+        mask: float32 [B, L]; 0 where a label does not apply (the yaw of a round object).
+    """
+
+    images: dict[str, Any]
+    state: Any
+    instruction: list[str]
+    labels: Any
+    mask: Any

@@ -69,6 +69,44 @@ def collect(
     )
 
 
+def collect_grounding(
+    suite: Annotated[str, typer.Argument(help="suite whose scenes to label, e.g. tabletop")],
+    out: Annotated[Path, typer.Option("--out", help="new .h5 grounding file")],
+    scenes: Annotated[int, typer.Option("--scenes", min=1, help="episode scenes to render")] = 5000,
+    views: Annotated[int, typer.Option("--views", min=1, help="random arm poses per scene")] = 4,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (one per core)")] = 2,
+    families: Annotated[str, typer.Option("--families", help="comma-separated; default all")] = "",
+    split: Annotated[str, typer.Option("--split")] = "train",
+    image_size: Annotated[int, typer.Option("--image-size", min=8)] = 96,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Renders labelled scenes (instruction -> object positions) for `vla train --grounding`."""
+    from tqdm import tqdm
+
+    from vla.data.grounding import collect_grounding as run
+
+    bar = tqdm(total=scenes * views, unit="view", desc=f"grounding {suite}")
+    try:
+        res = run(
+            suite,
+            out=out,
+            scenes=scenes,
+            views=views,
+            families=tuple(f.strip() for f in families.split(",") if f.strip()),
+            split=split,
+            workers=workers,
+            image_size=image_size,
+            seed=seed,
+            progress=bar.update,
+        )
+    finally:
+        bar.close()
+    typer.echo(
+        f"wrote {res['views']} labelled views of {res['scenes']} scenes to {out} in {res['seconds']:.1f} s "
+        f"({res['views'] / max(res['seconds'], 1e-9):.0f} views/s, workers={workers})"
+    )
+
+
 def info(path: Annotated[Path, typer.Argument(help=".h5 dataset")]) -> None:
     """Prints a dataset's size, tasks, families, success rate and per-dimension statistics."""
     from vla.data.reader import EpisodeDataset
@@ -215,6 +253,7 @@ def bench_data(
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Adds this area's commands to the root app and the `vla bench` group."""
     app.command("collect")(collect)
+    app.command("collect-grounding")(collect_grounding)
     data_app.command("info")(info)
     data_app.command("stats")(stats)
     data_app.command("show")(show)

@@ -25,6 +25,9 @@ def train_cmd(
     lr: Annotated[float | None, Opt(help="peak learning rate")] = None,
     families: Annotated[str | None, Opt(help="comma-separated task families to train on")] = None,
     time_budget: Annotated[float | None, Opt("--time-budget", help="stop after this many seconds")] = None,
+    grounding: Annotated[
+        Path | None, Opt(help="labelled views for a grounding preset (`vla collect-grounding`)")
+    ] = None,
     policy: Annotated[
         list[str] | None, Opt("--policy", "-p", help="policy override key=value (repeatable)")
     ] = None,
@@ -36,7 +39,7 @@ def train_cmd(
 ) -> None:
     """Train a policy on a dataset (works under `torchrun --nproc_per_node=N` too)."""
     from vla.config import TrainConfig, apply_overrides
-    from vla.train import build_policy_config, train
+    from vla.train import build_policy_config, check_grounding_config, train
 
     try:
         if not dataset.is_file():
@@ -50,6 +53,7 @@ def train_cmd(
             ("lr", lr),
             ("families", families),
             ("time_budget_s", time_budget),
+            ("grounding", grounding),
         ):
             if value is not None:
                 sets.append(f"{key}={value}")
@@ -57,7 +61,12 @@ def train_cmd(
             dataset=str(dataset), out=str(out), preset=preset, policy_overrides=tuple(policy or ())
         )
         cfg = apply_overrides(cfg, sets)
-        build_policy_config(cfg)  # bad preset names or overrides fail here, before any data is read
+        # Bad preset names, overrides or a missing grounding file fail here, before any data is read.
+        check_grounding_config(cfg, build_policy_config(cfg))
+        if cfg.grounding and not Path(cfg.grounding).is_file():
+            raise FileNotFoundError(
+                f"grounding file {cfg.grounding} does not exist (make one with `vla collect-grounding`)"
+            )
     except (ValueError, KeyError, FileNotFoundError, TypeError) as e:
         _fail(e)
     try:

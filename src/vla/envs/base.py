@@ -60,6 +60,17 @@ class Suite(Protocol):
     def expert(self, env: Env) -> Expert: ...
 
 
+@runtime_checkable
+class GroundingSuite(Protocol):
+    """A suite that can label its own scenes for grounding pretraining (`vla collect-grounding`)."""
+
+    grounding_labels: tuple[str, ...]
+
+    def grounding_scenes(
+        self, seeds: list[int], *, family_of: list[str], views: int, split: str, image_size: tuple[int, int]
+    ) -> dict[str, Any]: ...
+
+
 _SUITES: dict[str, Callable[[], Suite]] = {}
 
 

@@ -236,6 +236,10 @@ class PolicyConfig:
             predicts the end effector's position at the next gripper event (`vla.data.subgoals`),
             which teaches the encoder where the instructed object is. Training only; no cost at
             inference.
+        grounding_loss: weight of the grounding loss (0 = off). When > 0 the policy has a grounding
+            head (`vla.models.grounding`) whose object-position estimate, relative to the end
+            effector, is one more fusion token; training then needs labelled scenes
+            (`vla train --grounding FILE`, made by `vla collect-grounding`).
     """
 
     name: str = "custom"
@@ -248,9 +252,11 @@ class PolicyConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     goal_loss: float = 0.0
+    grounding_loss: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.goal_loss >= 0, f"goal_loss must be >= 0, got {self.goal_loss}")
+        _check(self.grounding_loss >= 0, f"grounding_loss must be >= 0, got {self.grounding_loss}")
         _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")
         _check(self.action_horizon >= 1, f"action_horizon must be >= 1, got {self.action_horizon}")
         _check(len(self.cameras) >= 1, "cameras must name at least one camera")

@@ -50,7 +50,9 @@ class StateEncoder(nn.Module):
 class Fusion(nn.Module):
     """[language, state, vision] tokens -> FusionOut (see module docstring for the kinds)."""
 
-    def __init__(self, cfg: PolicyConfig, *, lang_dim: int, num_vision_tokens: int) -> None:
+    def __init__(
+        self, cfg: PolicyConfig, *, lang_dim: int, num_vision_tokens: int, num_state_tokens: int = 1
+    ) -> None:
         super().__init__()
         f = cfg.fusion
         D, H = f.dim, cfg.action_horizon
@@ -61,7 +63,7 @@ class Fusion(nn.Module):
         self.queries = nn.Parameter(torch.randn(1, H, D) * 0.02)
         self.drop = nn.Dropout(f.dropout)
         if f.kind == "concat":
-            n_in = (2 + num_vision_tokens) * D
+            n_in = (1 + num_state_tokens + num_vision_tokens) * D
             self.mlp = nn.Sequential(
                 nn.Linear(n_in, D), nn.GELU(), nn.Dropout(f.dropout), nn.Linear(D, D), nn.GELU()
             )
@@ -77,7 +79,8 @@ class Fusion(nn.Module):
     def forward(
         self, lang: LanguageOut, state: torch.Tensor, vision: VisionOut, *, return_weights: bool = False
     ) -> FusionOut:
-        """lang: LanguageOut; state: the state token (B, 1, D); vision: tokens (B, Nv, D)."""
+        """lang: LanguageOut; state: the state token(s) (B, S, D) (the state, then e.g. the grounding
+        token); vision: tokens (B, Nv, D)."""
         B = state.shape[0]
         if self.use_lang_tokens:
             lt = self.lang(lang.tokens) + self.type_embed[0]  # (B, L, D)
@@ -85,11 +88,13 @@ class Fusion(nn.Module):
         else:
             lt = self.lang(lang.sentence)[:, None] + self.type_embed[0]  # (B, 1, D)
             lmask = torch.ones(B, 1, dtype=torch.bool, device=state.device)
-        st = state + self.type_embed[1]  # (B, 1, D)
+        st = state + self.type_embed[1]  # (B, S, D)
         vt = vision.tokens + self.type_embed[2]  # (B, Nv, D)
         ctx = torch.cat([lt, st, vt], dim=1)  # (B, M, D)
-        cmask = torch.cat([lmask, torch.ones(B, 1 + vt.shape[1], dtype=torch.bool, device=ctx.device)], dim=1)
-        v0 = lt.shape[1] + 1  # index of the first vision token in ctx
+        cmask = torch.cat(
+            [lmask, torch.ones(B, st.shape[1] + vt.shape[1], dtype=torch.bool, device=ctx.device)], dim=1
+        )
+        v0 = lt.shape[1] + st.shape[1]  # index of the first vision token in ctx
         weights = None
         if self.kind == "concat":
             g = self.norm(self.mlp(self.drop(ctx).flatten(1)))  # (B, D)

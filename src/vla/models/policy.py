@@ -19,13 +19,14 @@ from vla.models.cameras import VisionEncoder, VisionOut
 from vla.models.config import PolicyConfig
 from vla.models.fusion import Fusion, FusionOut, StateEncoder
 from vla.models.goal import GoalHead
+from vla.models.grounding import GroundingHead
 from vla.models.heads import build_head
 from vla.models.language import build_language
 from vla.models.normalize import Normalizer
 from vla.spaces import Embodiment
-from vla.types import ActionChunk, Batch, DatasetStats, Observation
+from vla.types import ActionChunk, Batch, DatasetStats, GroundingBatch, Observation
 
-PREFIXES = ("vision", "language", "state", "fusion", "head", "goal")
+PREFIXES = ("vision", "language", "state", "fusion", "head", "goal", "grounding")
 
 
 class Policy(nn.Module):
@@ -61,7 +62,33 @@ class Policy(nn.Module):
         self.vision = VisionEncoder(config, cond_dim=lang_dim, dim=D, hf_config=vision_backbone_config)
         self.state = StateEncoder(self.state_dim, config.obs_horizon, config.fusion.state_hidden, D)
         n_vis = self.vision.first.num_tokens * config.obs_horizon * len(config.cameras)
-        self.fusion = Fusion(config, lang_dim=lang_dim, num_vision_tokens=n_vis)
+        has_ee = any(f.name == "ee_pos" for f in embodiment.state_fields)
+        # The grounding head needs an end-effector position to express its estimate relative to.
+        self.grounding: GroundingHead | None = None
+        if config.grounding_loss > 0:
+            if not has_ee:
+                raise ValueError(
+                    f"grounding_loss > 0 needs an 'ee_pos' state field; embodiment '{embodiment.name}' has none"
+                )
+            ee = embodiment.state_slice("ee_pos")
+            self.ee_slice = ee
+            # The pose the head reads: ee_pos, plus ee_quat when the embodiment has it.
+            names = [f.name for f in embodiment.state_fields]
+            pose = [embodiment.state_slice(n) for n in ("ee_pos", "ee_quat") if n in names]
+            self.pose_index = [i for sl in pose for i in range(sl.start, sl.stop)]
+            self.grounding = GroundingHead(
+                n_vis,
+                D,
+                pose_dim=len(self.pose_index),
+                mean=self.normalizer.state_mean[ee],
+                std=self.normalizer.state_std[ee],
+            )
+        self.fusion = Fusion(
+            config,
+            lang_dim=lang_dim,
+            num_vision_tokens=n_vis,
+            num_state_tokens=2 if self.grounding is not None else 1,
+        )
         space = embodiment.action_space()
         grip = space.slice("gripper") if any(g.name == "gripper" for g in space.groups) else slice(0, 0)
         self.head = build_head(
@@ -69,7 +96,7 @@ class Policy(nn.Module):
         )
         # The sub-goal head exists only when asked for and the state has an end-effector position.
         self.goal: GoalHead | None = None
-        if config.goal_loss > 0 and any(f.name == "ee_pos" for f in embodiment.state_fields):
+        if config.goal_loss > 0 and has_ee:
             ee = embodiment.state_slice("ee_pos")
             self.goal = GoalHead(
                 n_vis, D, mean=self.normalizer.state_mean[ee], std=self.normalizer.state_std[ee]
@@ -80,8 +107,9 @@ class Policy(nn.Module):
     # ----------------------------------------------------------------------------------- parameters
     def param_groups_by_name(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by top-level prefix: vision, language, state, fusion, head (and
-        goal, when the policy has a sub-goal head)."""
-        present = [p for p in PREFIXES if p != "goal" or self.goal is not None]  # goal: only if built
+        goal / grounding, when the policy has those heads)."""
+        optional = {"goal": self.goal, "grounding": self.grounding}  # only listed when built
+        present = [p for p in PREFIXES if p not in optional or optional[p] is not None]
         groups: dict[str, list[nn.Parameter]] = {p: [] for p in present}
         for name, p in self.named_parameters():
             prefix = name.split(".", 1)[0]
@@ -117,10 +145,15 @@ class Policy(nn.Module):
         """images: camera -> uint8 (B, T, Hi, Wi, 3); state: (B, T, S) robot units."""
         lang = self.language(instruction, self.device)
         vis = self.vision(images, lang.sentence)
-        st = self.state(self.normalizer.state(state))  # (B, 1, D)
+        norm_state = self.normalizer.state(state)
+        st = self.state(norm_state)  # (B, 1, D)
         p = self.config.fusion.state_dropout
         if self.training and p > 0:
             st = st * (torch.rand(st.shape[0], 1, 1, device=st.device) >= p)  # blank whole tokens
+        if self.grounding is not None:
+            ee = state[:, -1, self.ee_slice].float()
+            pred = self.grounding(vis.tokens, norm_state[:, -1, self.pose_index])
+            st = torch.cat([st, self.grounding.token(pred, ee)], dim=1)  # (B, 2, D)
         return self.fusion(lang, st, vis, return_weights=return_weights), vis
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -147,6 +180,48 @@ class Policy(nn.Module):
                 "goal_cm": err_cm,
             }
         return loss, metrics
+
+    def grounding_loss(self, batch: GroundingBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of the grounding head on labelled views (weighted by `config.grounding_loss`)."""
+        if self.grounding is None:
+            raise ValueError("this policy has no grounding head (its config has grounding_loss=0)")
+        missing = [c for c in self.config.cameras if c not in batch.images]
+        if missing:
+            raise ValueError(
+                f"grounding batch lacks cameras {missing}; the policy needs {list(self.config.cameras)}"
+            )
+        if batch.state.ndim != 2 or batch.state.shape[1] != self.state_dim:
+            raise ValueError(
+                f"grounding batch 'state' must be [B, {self.state_dim}], got {tuple(batch.state.shape)}"
+            )
+        T = self.config.obs_horizon
+        images = {c: _fit_history(batch.images[c], T).to(self.device) for c in self.config.cameras}
+        lang = self.language(list(batch.instruction), self.device)
+        vis = self.vision(images, lang.sentence)
+        pose = self.normalizer.state(batch.state.to(self.device, torch.float32))[:, self.pose_index]
+        loss, metrics = self.grounding.loss(
+            vis.tokens, pose, batch.labels.to(self.device), batch.mask.to(self.device)
+        )
+        return self.config.grounding_loss * loss, metrics
+
+    def ground(self, obs: Observation) -> np.ndarray:
+        """The grounding head's estimate: float32 [B, 6], target then place position in metres."""
+        if self.grounding is None:
+            raise ValueError("this policy has no grounding head (its config has grounding_loss=0)")
+        images, state, instr = self._obs_tensors(obs)
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            with torch.inference_mode():
+                lang = self.language(instr, self.device)
+                vis = self.vision(images, lang.sentence)
+                pose = self.normalizer.state(state)[:, -1, self.pose_index]
+                out = self.grounding.to_metres(self.grounding(vis.tokens, pose))
+        finally:
+            if was_training:
+                self.train()
+        return out.float().cpu().numpy()
 
     def _obs_tensors(self, obs: Observation) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
         """Validates an observation and returns (images, state, instructions) as (B, T, ...) tensors."""

@@ -230,6 +230,14 @@ class TabletopEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
 
+    def robot_state(self) -> np.ndarray:
+        """The robot state now, float32 [22] (what an observation's "state" holds)."""
+        return self._state()
+
+    def camera_images(self) -> dict[str, np.ndarray]:
+        """Renders every camera now: camera -> uint8 [Hi, Wi, 3] (what an observation holds)."""
+        return self._render_images()
+
     def render(self) -> np.ndarray:
         """Returns both cameras side by side, uint8 [Hi, 2*Wi, 3] (for videos)."""
         images = self._render_images()

@@ -58,6 +58,27 @@ class TabletopSuite:
         """Returns the robot description shared by every tabletop env."""
         return make_embodiment(image_size)
 
+    @property
+    def grounding_labels(self) -> tuple[str, ...]:
+        """Names of the labels `grounding_scenes` returns (see `vla.envs.tabletop.grounding`)."""
+        from vla.envs.tabletop.grounding import LABELS
+
+        return LABELS
+
+    def grounding_scenes(
+        self,
+        seeds: list[int],
+        *,
+        family_of: list[str],
+        views: int,
+        split: str = "train",
+        image_size: tuple[int, int] = (96, 96),
+    ) -> dict[str, Any]:
+        """Labelled views of episode scenes, for grounding pretraining (`vla collect-grounding`)."""
+        from vla.envs.tabletop.grounding import render_scenes
+
+        return render_scenes(seeds, family_of=family_of, views=views, split=split, image_size=image_size)
+
     def example_instructions(self, family: str) -> list[str]:
         """Returns one train-template instruction per template of `family` (for listings and docs)."""
         from vla.envs.tabletop.language import TRAIN_TEMPLATES, fill

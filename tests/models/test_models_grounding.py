@@ -1,0 +1,132 @@
+"""The grounding head (`PolicyConfig.grounding_loss`): learns where the named thing is from labelled
+views, feeds its estimate to the action head as a detached token, and travels with the checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from vla.models import Policy, build_policy
+from vla.presets import get_preset
+from vla.types import GroundingBatch
+
+HI = 32
+
+
+def _embodiment_with_ee(kit):
+    from vla.spaces import StateField
+
+    emb = kit.embodiment(state_dim=kit.S)
+    fields = (StateField("joints", kit.S - 3, "rad"), StateField("ee_pos", 3, "m"))
+    return dataclasses.replace(emb, state_fields=fields)
+
+
+def _views(kit, n: int = 48, seed: int = 0):
+    """Two 6x6 spots, red and blue, at random places; the instruction names one, the label is its
+    (x, y, 0.5) as target and the other's as place, yaw unlabelled."""
+    data = kit.make_toy(n=n, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    xy = rng.integers(0, HI - 6, (n, 2, 2))
+    data.images["scene"][:] = 20
+    names = []
+    labels = np.zeros((n, 8), dtype=np.float32)
+    for i in range(n):
+        for k, colour in enumerate(((255, 0, 0), (0, 0, 255))):
+            x, y = xy[i, k]
+            data.images["scene"][i, :, y : y + 6, x : x + 6] = colour
+        pick = int(rng.integers(2))
+        names.append("touch the red spot" if pick == 0 else "touch the blue spot")
+        labels[i, 0:2] = xy[i, pick] / (HI - 6)
+        labels[i, 3:5] = xy[i, 1 - pick] / (HI - 6)
+    labels[:, 2] = labels[:, 5] = 0.5
+    data.state[:, :, -3:] = labels[:, None, :3]  # ee_pos statistics cover the labels' range
+    data.instruction = names
+    mask = np.ones_like(labels)
+    mask[:, 6:] = 0.0
+    batch = GroundingBatch(
+        images={c: torch.from_numpy(v[:, -1:]) for c, v in data.images.items()},
+        state=torch.from_numpy(data.state[:, -1]),
+        instruction=names,
+        labels=torch.from_numpy(labels),
+        mask=torch.from_numpy(mask),
+    )
+    return data, batch
+
+
+def _build(kit, data, grounding_loss: float, embodiment=None) -> Policy:
+    torch.manual_seed(0)
+    cfg = kit.tiny(get_preset("default"), grounding_loss=grounding_loss, goal_loss=0.0)
+    return build_policy(cfg, embodiment=embodiment or _embodiment_with_ee(kit), stats=data.stats())
+
+
+def test_models_grounding_head_only_when_asked_and_possible(kit) -> None:
+    data, batch = _views(kit)
+    plain = _build(kit, data, 0.0)
+    assert plain.grounding is None and "grounding" not in plain.param_groups_by_name()
+    with pytest.raises(ValueError, match="no grounding head"):
+        plain.grounding_loss(batch)
+    grounded = _build(kit, data, 1.0)
+    assert grounded.grounding is not None and grounded.param_groups_by_name()["grounding"]
+    # Without an end-effector position there is nothing to express the estimate relative to.
+    with pytest.raises(ValueError, match="ee_pos"):
+        _build(kit, data, 1.0, embodiment=kit.embodiment())
+    # The `grounded` preset is `default` plus the head.
+    assert get_preset("grounded").grounding_loss > 0 and get_preset("default").grounding_loss == 0
+
+
+def test_models_grounding_learns_which_spot_is_named(kit, tmp_path) -> None:
+    data, batch = _views(kit)
+    policy = _build(kit, data, 1.0)
+    assert policy.grounding is not None
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3, weight_decay=0.0)
+    policy.train()
+    first = None
+    for _ in range(200):
+        loss, metrics = policy.grounding_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = metrics["target_cm"] if first is None else first
+    assert metrics["target_cm"] < 0.5 * first
+    obs = dataclasses.replace(data.obs(), instruction=batch.instruction)
+    pred = torch.from_numpy(policy.ground(obs))  # (n, 6) metres
+    err = float((pred[:, 0:2] - batch.labels[:, 0:2]).abs().mean())
+    swapped = float((pred[:, 0:2] - batch.labels[:, 3:5]).abs().mean())  # the other spot
+    assert err < 0.3 * swapped, f"target error {err:.3f} vs {swapped:.3f} for the unnamed spot"
+    # Checkpoint data: saved and loaded with the policy, giving the same estimate.
+    loaded = Policy.from_pretrained(policy.save_pretrained(tmp_path / "ckpt"))
+    np.testing.assert_allclose(loaded.ground(obs), pred.numpy(), atol=1e-5)
+
+
+def test_models_grounding_token_is_detached_from_behaviour_cloning(kit) -> None:
+    data, _ = _views(kit)
+    policy = _build(kit, data, 1.0)
+    assert policy.grounding is not None
+    policy.train()
+    loss, _ = policy.loss(data.batch())
+    loss.backward()
+    mlp_grads = [p.grad for p in policy.grounding.mlp.parameters()]
+    assert all(g is None or float(g.abs().sum()) == 0.0 for g in mlp_grads)
+    embed_grads = [p.grad for p in policy.grounding.embed.parameters()]
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in embed_grads)  # the token is used
+    # ...and it changes the actions: another estimate gives another chunk.
+    policy.eval()
+    before = policy.predict(data.obs()).actions
+    with torch.no_grad():
+        policy.grounding.mlp[-1].bias.add_(1.0)
+    assert not np.allclose(policy.predict(data.obs()).actions, before, atol=1e-4)
+
+
+def test_models_grounding_rejects_bad_labels(kit) -> None:
+    data, batch = _views(kit, n=4)
+    policy = _build(kit, data, 1.0)
+    bad = dataclasses.replace(batch, labels=batch.labels[:, :6])
+    with pytest.raises(ValueError, match="labels and mask"):
+        policy.grounding_loss(bad)
+    no_wrist = dataclasses.replace(batch, images={"scene": batch.images["scene"]})
+    if "wrist" in policy.config.cameras:
+        with pytest.raises(ValueError, match="lacks cameras"):
+            policy.grounding_loss(no_wrist)

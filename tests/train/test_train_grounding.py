@@ -1,0 +1,74 @@
+"""`vla train --grounding`: co-training on labelled views, reproducible on resume, refused when mismatched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vla.config import TrainConfig
+from vla.data.grounding import collect_grounding
+from vla.train import train
+
+ENV_KEYS = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("grounding") / "views.h5"
+    collect_grounding("tabletop", out=out, scenes=6, views=2, workers=1, image_size=16)
+    return out
+
+
+def _cfg(dataset: Path, views: Path, out: Path, tiny: tuple[str, ...], steps: int) -> TrainConfig:
+    return TrainConfig(
+        dataset=str(dataset),
+        out=str(out),
+        preset="grounded",
+        policy_overrides=(*tiny, "goal_loss=0.0"),
+        grounding=str(views),
+        grounding_batch=4,
+        steps=steps,
+        batch_size=8,
+        val_every=0,
+        save_every=2,
+        threads=1,
+        warmup_steps=1,
+    )
+
+
+def test_train_refuses_views_of_another_robot(toy_dataset, views, tiny, tmp_path):
+    # The toy robot has a 5-D state, the tabletop views a 22-D one: refused before training.
+    with pytest.raises(ValueError, match="robot state"):
+        train(_cfg(toy_dataset, views, tmp_path / "run", tiny, 2), progress=False)
+
+
+def test_train_grounding_mismatches_fail_before_any_work(toy_dataset, views, tmp_path):
+    env = {**__import__("os").environ, **ENV_KEYS}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vla.cli.main",
+                "train",
+                str(toy_dataset),
+                *args,
+                "--out",
+                str(tmp_path / "r"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    need = run("--preset", "grounded")
+    assert need.returncode == 2 and "--grounding FILE" in need.stderr
+    useless = run("--grounding", str(views))
+    assert useless.returncode == 2 and "no grounding head" in useless.stderr
+    missing = run("--preset", "grounded", "--grounding", str(tmp_path / "nope.h5"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert not (tmp_path / "r").exists()  # nothing was started
