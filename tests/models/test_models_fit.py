@@ -35,7 +35,8 @@ def _check_fit(kit, cfg: PolicyConfig, steps: int, loss_max: float, tol: float) 
     assert err < tol, f"mean |action error| {err:.3f} >= {tol}"
 
 
-@pytest.mark.parametrize("name", list_presets())
+# The grounded preset needs an end-effector state the toy robot lacks: tests/models/test_models_grounding.py.
+@pytest.mark.parametrize("name", [n for n in list_presets() if get_preset(n).grounding_loss == 0])
 def test_models_preset_fits_synthetic_task(kit, name: str) -> None:
     cfg = kit.tiny(get_preset(name))
     _check_fit(kit, cfg, *BUDGET[cfg.head.kind])
