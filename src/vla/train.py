@@ -36,6 +36,7 @@ from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
 from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
 from vla.models.language import build_vocab
 from vla.presets import get_preset
+from vla.train_grounding import check_grounding_config, grounding_indices, load_grounding
 from vla.train_state import Counters, load_state, save_state
 from vla.types import Batch, GroundingBatch
 
@@ -189,48 +190,10 @@ def _load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> _Data:
 
         paraphrase = tabletop_paraphrase
     weights = train.family_weights() if cfg.balance_families else None
-    grounding = _load_grounding(cfg, policy_cfg, reader) if cfg.grounding else None
+    grounding = load_grounding(cfg, policy_cfg, reader) if cfg.grounding else None
     return _Data(
         train=train, val=val, weights=weights, paraphrase=paraphrase, reader=reader, grounding=grounding
     )
-
-
-def check_grounding_config(cfg: TrainConfig, policy_cfg: PolicyConfig) -> None:
-    """A grounding head needs labelled views and labelled views need a grounding head: say so early."""
-    if policy_cfg.grounding_loss > 0 and not cfg.grounding:
-        raise ValueError(
-            f"preset '{cfg.preset}' co-trains a grounding head (grounding_loss={policy_cfg.grounding_loss}) "
-            "and needs labelled views: pass --grounding FILE (make one with `vla collect-grounding`)"
-        )
-    if cfg.grounding and policy_cfg.grounding_loss <= 0:
-        raise ValueError(
-            f"--grounding {cfg.grounding} given, but preset '{cfg.preset}' has no grounding head; use a preset "
-            "with grounding_loss > 0 (e.g. 'grounded') or add -p grounding_loss=1.0"
-        )
-
-
-def _load_grounding(cfg: TrainConfig, policy_cfg: PolicyConfig, reader: EpisodeDataset) -> GroundingSet:
-    g = GroundingSet(cfg.grounding)
-    if reader.suite and g.suite != reader.suite:
-        raise ValueError(
-            f"{cfg.grounding}: grounding views of suite '{g.suite}' but the dataset is of '{reader.suite}'"
-        )
-    if reader.embodiment is not None and g.state.shape[1] != reader.embodiment.state_dim:
-        raise ValueError(
-            f"{cfg.grounding}: views hold a {g.state.shape[1]}-D robot state but the dataset's robot has "
-            f"{reader.embodiment.state_dim}; make the views with the dataset's suite"
-        )
-    missing = [c for c in policy_cfg.cameras if c not in g.cameras]
-    if missing:
-        raise ValueError(
-            f"{cfg.grounding}: lacks cameras {missing} the policy reads (it has {list(g.cameras)})"
-        )
-    return g
-
-
-def grounding_indices(step: int, *, n: int, batch_size: int, seed: int) -> np.ndarray:
-    """The labelled views of step `step` (int64 [batch_size]), a pure function of its args."""
-    return np.random.default_rng([seed, step, 5]).integers(0, n, size=batch_size).astype(np.int64)
 
 
 def batch_indices(step: int, *, n: int, batch_size: int, seed: int, weights: np.ndarray | None) -> np.ndarray:

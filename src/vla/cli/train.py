@@ -39,7 +39,8 @@ def train_cmd(
 ) -> None:
     """Train a policy on a dataset (works under `torchrun --nproc_per_node=N` too)."""
     from vla.config import TrainConfig, apply_overrides
-    from vla.train import build_policy_config, check_grounding_config, train
+    from vla.train import build_policy_config, train
+    from vla.train_grounding import check_grounding_config
 
     try:
         if not dataset.is_file():
