@@ -9,6 +9,7 @@ Every step h of the chunk scales the action by (1 + 0.1 h), so the steps differ.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -46,6 +47,12 @@ def make_embodiment(state_dim: int = S, action_dim: int = A) -> Embodiment:
         workspace_low=(0.0, 0.0, 0.0),
         workspace_high=(1.0, 1.0, 1.0),
     )
+
+
+def embodiment_with_ee(state_dim: int = S) -> Embodiment:
+    """The toy robot with its last three state dims declared as an end-effector position."""
+    fields = (StateField("joints", state_dim - 3, "rad"), StateField("ee_pos", 3, "m"))
+    return dataclasses.replace(make_embodiment(state_dim=state_dim), state_fields=fields)
 
 
 def feature_stats(x: np.ndarray) -> FeatureStats:
@@ -189,6 +196,7 @@ def kit() -> SimpleNamespace:
         tiny=tiny,
         build=build,
         embodiment=make_embodiment,
+        embodiment_with_ee=embodiment_with_ee,
         stats=feature_stats,
         S=S,
         A=A,

@@ -10,15 +10,8 @@ import torch
 
 from vla.models import Policy, build_policy
 from vla.presets import get_preset
-from vla.spaces import StateField
 
 HI = 32
-
-
-def _embodiment_with_ee(kit):
-    emb = kit.embodiment(state_dim=kit.S)
-    fields = (StateField("joints", kit.S - 3, "rad"), StateField("ee_pos", 3, "m"))
-    return dataclasses.replace(emb, state_fields=fields)
 
 
 def _spot_data(kit, n: int = 48, seed: int = 0):
@@ -38,7 +31,7 @@ def _build(kit, data, goal_loss: float) -> Policy:
     torch.manual_seed(0)
     cfg = kit.tiny(get_preset("default"), goal_loss=goal_loss)
     stats = data.stats()
-    return build_policy(cfg, embodiment=_embodiment_with_ee(kit), stats=stats)
+    return build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=stats)
 
 
 def test_models_goal_head_only_when_asked_and_possible(kit) -> None:

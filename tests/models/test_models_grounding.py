@@ -16,14 +16,6 @@ from vla.types import GroundingBatch
 HI = 32
 
 
-def _embodiment_with_ee(kit):
-    from vla.spaces import StateField
-
-    emb = kit.embodiment(state_dim=kit.S)
-    fields = (StateField("joints", kit.S - 3, "rad"), StateField("ee_pos", 3, "m"))
-    return dataclasses.replace(emb, state_fields=fields)
-
-
 def _views(kit, n: int = 48, seed: int = 0):
     """Two 6x6 spots, red and blue, at random places; the instruction names one, the label is its
     (x, y, 0.5) as target and the other's as place, yaw unlabelled."""
@@ -59,7 +51,7 @@ def _views(kit, n: int = 48, seed: int = 0):
 def _build(kit, data, grounding_loss: float, embodiment=None) -> Policy:
     torch.manual_seed(0)
     cfg = kit.tiny(get_preset("default"), grounding_loss=grounding_loss, goal_loss=0.0)
-    return build_policy(cfg, embodiment=embodiment or _embodiment_with_ee(kit), stats=data.stats())
+    return build_policy(cfg, embodiment=embodiment or kit.embodiment_with_ee(), stats=data.stats())
 
 
 def test_models_grounding_head_only_when_asked_and_possible(kit) -> None:

@@ -8,6 +8,8 @@ learning rates by prefix (`param_groups_by_name`, `set_trainable`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,18 +211,11 @@ class Policy(nn.Module):
         if self.grounding is None:
             raise ValueError("this policy has no grounding head (its config has grounding_loss=0)")
         images, state, instr = self._obs_tensors(obs)
-        was_training = self.training
-        if was_training:
-            self.eval()
-        try:
-            with torch.inference_mode():
-                lang = self.language(instr, self.device)
-                vis = self.vision(images, lang.sentence)
-                pose = self.normalizer.state(state)[:, -1, self.pose_index]
-                out = self.grounding.to_metres(self.grounding(vis.tokens, pose))
-        finally:
-            if was_training:
-                self.train()
+        with self._inference():
+            lang = self.language(instr, self.device)
+            vis = self.vision(images, lang.sentence)
+            pose = self.normalizer.state(state)[:, -1, self.pose_index]
+            out = self.grounding.to_metres(self.grounding(vis.tokens, pose))
         return out.float().cpu().numpy()
 
     def _obs_tensors(self, obs: Observation) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
@@ -251,17 +246,10 @@ class Policy(nn.Module):
             ActionChunk with actions float32 [B, H, A] and confidence float32 [B] (or None).
         """
         images, state, instr = self._obs_tensors(obs)
-        was_training = self.training
-        if was_training:
-            self.eval()
-        try:
-            with torch.inference_mode():
-                fused, _ = self._encode(images, state, instr)
-                norm, conf = self.head.sample(fused, generator=generator, with_confidence=with_confidence)
-                actions = self.normalizer.unaction(norm)
-        finally:
-            if was_training:
-                self.train()
+        with self._inference():
+            fused, _ = self._encode(images, state, instr)
+            norm, conf = self.head.sample(fused, generator=generator, with_confidence=with_confidence)
+            actions = self.normalizer.unaction(norm)
         return ActionChunk(
             actions=actions.float().cpu().numpy(),
             confidence=None if conf is None else conf.float().cpu().numpy(),
@@ -275,15 +263,8 @@ class Policy(nn.Module):
         through the tokens' spatial maps; the concat fusion uses the spatial-softmax keypoint maps.
         """
         images, state, instr = self._obs_tensors(obs)
-        was_training = self.training
-        if was_training:
-            self.eval()
-        try:
-            with torch.inference_mode():
-                fused, vis = self._encode(images, state, instr, return_weights=True)
-        finally:
-            if was_training:
-                self.train()
+        with self._inference():
+            fused, vis = self._encode(images, state, instr, return_weights=True)
         h, w = vis.grid
         out = []
         for maps, (a, b) in zip(vis.maps, vis.spans, strict=True):
@@ -295,6 +276,19 @@ class Policy(nn.Module):
                 raise ValueError(f"attention of {spatial.shape[1]} tokens cannot be drawn on a {h}x{w} grid")
             out.append(spatial / spatial.sum(1, keepdim=True).clamp(min=1e-12))
         return torch.stack(out, dim=1).view(-1, len(out), h, w).float().cpu().numpy()
+
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        """Eval mode and no autograd for the duration, restoring training mode afterwards."""
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            if was_training:
+                self.train()
 
     # --------------------------------------------------------------------------------- checkpoints
     def save_pretrained(self, directory: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
