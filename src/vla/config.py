@@ -240,6 +240,9 @@ class EvalConfig:
         videos_per_family: episodes per family saved as video (and shown in the report).
         out: where results.json, report.html and videos go.
         threads_per_worker: torch threads in each rollout process.
+        oracle_scene: diagnostic for grounding policies: act on the simulator's true scene labels
+            (the episode's `grounding_labels`) instead of the policy's own held estimate, which
+            separates perception errors from control errors. Results say so; never a headline figure.
     """
 
     checkpoint: str
@@ -255,6 +258,7 @@ class EvalConfig:
     videos_per_family: int = 1
     out: str = "runs/eval"
     threads_per_worker: int = 1
+    oracle_scene: bool = False
 
     def __post_init__(self) -> None:
         if self.episodes_per_task <= 0:

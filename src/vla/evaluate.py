@@ -56,6 +56,10 @@ class _TimedPolicy:
         self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         return out
 
+    def ground(self, obs: Observation) -> np.ndarray:
+        """The policy's scene estimate (held per episode by the controller; once per episode)."""
+        return self.policy.ground(obs)
+
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a success rate (well-behaved at 0 and 1, unlike the normal one)."""
@@ -119,12 +123,14 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
         "state": obs["state"].copy(),
         "instruction": obs["instruction"],
     }
+    # Diagnostic only (EvalConfig.oracle_scene): the true scene instead of the policy's estimate.
+    scene = np.asarray(info["grounding_labels"], np.float32) if cfg.oracle_scene else None
     positions, frames = [obs["state"][ee]], []
     success, steps = False, 0
     for steps in range(1, env.max_steps + 1):  # noqa: B007 (steps is the episode length after the loop)
         if record:
             frames.append(np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1))
-        o = Observation(images=obs["images"], state=obs["state"], instruction=obs["instruction"])
+        o = Observation(images=obs["images"], state=obs["state"], instruction=obs["instruction"], scene=scene)
         action = controller.act(o)
         obs, _, terminated, truncated, info = env.step(action)
         positions.append(obs["state"][ee])
@@ -151,10 +157,16 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
 def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str]]:
     """Loads the checkpoint and checks it can drive the suite, before any rollout; returns (policy, families)."""
     from vla.envs import get_suite
+    from vla.envs.base import GroundingSuite
     from vla.models import Policy
 
     policy = Policy.from_pretrained(cfg.checkpoint)
     suite = get_suite(cfg.suite)
+    if cfg.oracle_scene and (policy.grounding is None or not isinstance(suite, GroundingSuite)):
+        raise ValueError(
+            "oracle_scene needs a grounding policy (grounding_loss > 0) and a suite that labels its "
+            f"scenes; checkpoint {cfg.checkpoint} / suite '{cfg.suite}' is not both"
+        )
     if cfg.split not in suite.splits:
         raise ValueError(f"suite '{cfg.suite}' has no split '{cfg.split}'; splits: {list(suite.splits)}")
     unknown = [f for f in cfg.families if f not in suite.families]

@@ -38,11 +38,14 @@ class Observation:
         images: camera name -> uint8 [Hi, Wi, 3] (single step) or [B, T, Hi, Wi, 3] (batched).
         state: float32 [S] (single step) or [B, T, S] (batched).
         instruction: the command; a list of B strings when batched.
+        scene: optional float32 [L] (single step) or [B, L]: a scene estimate to act on, held from the
+            episode's first frame (`Policy.ground`); None lets a grounding policy estimate it.
     """
 
     images: dict[str, np.ndarray]
     state: np.ndarray
     instruction: str | list[str]
+    scene: np.ndarray | None = None
 
     @property
     def batched(self) -> bool:
@@ -56,7 +59,8 @@ class Observation:
             raise ValueError(f"state must be [S] or [B, T, S], got shape {self.state.shape}")
         images = {k: v[None, None] for k, v in self.images.items()}
         instruction = [self.instruction] if isinstance(self.instruction, str) else list(self.instruction)
-        return Observation(images=images, state=self.state[None, None], instruction=instruction)
+        scene = None if self.scene is None else np.asarray(self.scene)[None]
+        return Observation(images=images, state=self.state[None, None], instruction=instruction, scene=scene)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class Batch:
         family: B task-family names ("" when unknown), for per-family metrics and balanced sampling.
         goal: float32 [B, E] hindsight sub-goal (end-effector position at the next gripper event, see
             `vla.data.subgoals`), or None when the dataset's embodiment cannot define it.
+        scene: float32 [B, L] where the instructed objects were at the episode's start (the simulator's
+            grounding labels recorded with the demonstration, `vla.envs.tabletop.labels`), or None
+            when the dataset has none. scene_mask: float32 [B, L], 0 where a label does not apply.
     """
 
     images: dict[str, Any]
@@ -103,6 +110,8 @@ class Batch:
     action_pad: Any
     family: list[str] = field(default_factory=list)
     goal: Any = None
+    scene: Any = None
+    scene_mask: Any = None
 
     def __len__(self) -> int:
         return len(self.instruction)
@@ -118,6 +127,8 @@ class Batch:
             action_pad=self.action_pad.to(device),
             family=self.family,
             goal=None if self.goal is None else self.goal.to(device),
+            scene=None if self.scene is None else self.scene.to(device),
+            scene_mask=None if self.scene_mask is None else self.scene_mask.to(device),
         )
 
 

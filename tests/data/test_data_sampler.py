@@ -168,3 +168,28 @@ def test_data_windows_carry_subgoals(small_dataset: tuple[Path, list[Episode]]) 
     first = episodes[0]
     visited = {tuple(r) for r in first.state[:, 3:5].tolist()}
     assert all(tuple(g) in visited for g in ds.goal[: first.state.shape[0]].tolist())
+
+
+def test_data_windows_carry_recorded_scene_labels(tmp_path: Path, rng, embodiment, episode_factory) -> None:
+    from vla.data.writer import DatasetWriter
+
+    make_episode = episode_factory
+    path = tmp_path / "scene.h5"
+    writer = DatasetWriter(path, embodiment=embodiment, suite="synthetic", env_args={})
+    for i, n in enumerate((4, 6)):
+        ep = make_episode(rng, n, index=i)
+        ep.meta["grounding_labels"] = [float(i)] * 7 + [0.5]
+        ep.meta["grounding_mask"] = [1.0] * 6 + [0.0, 0.0]
+        writer.append(ep)
+    ds = WindowDataset(path)
+    b = ds.get_batch([0, 3, 4, 9])  # two windows of each episode: every window has its episode's scene
+    assert b.scene.shape == b.scene_mask.shape == (4, 8)
+    assert b.scene[:, 0].tolist() == [0.0, 0.0, 1.0, 1.0] and b.scene[:, 7].tolist() == [0.5] * 4
+    assert b.scene_mask[:, 6:].sum() == 0
+    assert collate_windows([ds[0], ds[5]]).scene[:, 0].tolist() == [0.0, 1.0]
+    # A dataset whose episodes do not all record a scene has none (training falls back to estimates).
+    assert WindowDataset(tmp_path / "scene.h5", episodes=[0]).scene is not None
+    plain = tmp_path / "plain.h5"
+    w2 = DatasetWriter(plain, embodiment=embodiment, suite="synthetic", env_args={})
+    w2.append(make_episode(rng, 3))
+    assert WindowDataset(plain).get_batch([0]).scene is None

@@ -7,7 +7,8 @@ import pytest
 
 from vla.envs.tabletop import tasks
 from vla.envs.tabletop.env import TabletopEnv
-from vla.envs.tabletop.grounding import LABELS, render_scenes, scene_labels
+from vla.envs.tabletop.grounding import render_scenes
+from vla.envs.tabletop.labels import LABELS, scene_labels
 
 
 @pytest.mark.parametrize("family", tasks.FAMILIES)
@@ -56,10 +57,15 @@ def test_env_grounding_views_are_deterministic_and_varied() -> None:
     assert np.abs(w[0] - w[1]).mean() > 3 and np.abs(w[1] - w[2]).mean() > 3
     # ...while the scene, and so its labels, stay put.
     np.testing.assert_array_equal(a["labels"][0], a["labels"][2])
-    # The instruction is the episode's own, naming the target.
-    env = TabletopEnv("touch")
-    env.reset(seed=11)
+    # The instruction is the episode's own, naming the target; the first view is the episode's own
+    # first frame (the one a policy reads the scene from), and the episode records the same labels.
+    env = TabletopEnv("touch", image_size=(48, 48))
+    obs, info = env.reset(seed=11)
     assert a["instruction"][0] == env.task.instruction
+    for cam in ("scene", "wrist"):
+        np.testing.assert_array_equal(a["images"][cam][0], obs["images"][cam])
+    np.testing.assert_allclose(info["grounding_labels"], a["labels"][0], atol=1e-5)
+    np.testing.assert_array_equal(info["grounding_mask"], a["mask"][0])
     env.close()
 
 

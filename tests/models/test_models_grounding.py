@@ -1,5 +1,6 @@
 """The grounding head (`PolicyConfig.grounding_loss`): learns where the named thing is from labelled
-views, feeds its estimate to the action head as a detached token, and travels with the checkpoint."""
+views, feeds a scene (recorded in training, estimated or held at run time) to the action head as a
+detached token, and travels with the checkpoint."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def test_models_grounding_learns_which_spot_is_named(kit, tmp_path) -> None:
         first = metrics["target_cm"] if first is None else first
     assert metrics["target_cm"] < 0.5 * first
     obs = dataclasses.replace(data.obs(), instruction=batch.instruction)
-    pred = torch.from_numpy(policy.ground(obs))  # (n, 6) metres
+    pred = torch.from_numpy(policy.ground(obs))  # (n, 8) label units
+    assert pred.shape == (len(batch.instruction), 8)
     err = float((pred[:, 0:2] - batch.labels[:, 0:2]).abs().mean())
     swapped = float((pred[:, 0:2] - batch.labels[:, 3:5]).abs().mean())  # the other spot
     assert err < 0.3 * swapped, f"target error {err:.3f} vs {swapped:.3f} for the unnamed spot"
@@ -122,3 +124,38 @@ def test_models_grounding_rejects_bad_labels(kit) -> None:
     if "wrist" in policy.config.cameras:
         with pytest.raises(ValueError, match="lacks cameras"):
             policy.grounding_loss(no_wrist)
+
+
+def test_models_grounding_token_reads_the_recorded_or_held_scene(kit) -> None:
+    data, views = _views(kit, n=8)
+    torch.manual_seed(0)
+    cfg = kit.tiny(get_preset("default"), grounding_loss=1.0, goal_loss=0.0, grounding_noise=0.0)
+    policy = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats())
+    policy.eval()  # no dropout: the losses below differ only through the scene
+    batch = data.batch()
+    recorded = dataclasses.replace(batch, scene=views.labels, scene_mask=views.mask)
+    moved = views.labels.clone()
+    moved[:, 0:3] += 0.2
+    with torch.no_grad():
+        a = float(policy.loss(recorded)[0])
+        b = float(policy.loss(dataclasses.replace(recorded, scene=moved))[0])
+        live = float(policy.loss(batch)[0])  # no recorded scene: the head's own estimate
+    assert a != b and a != live
+    # Training noise: the same batch gives another token, hence another loss, on every draw.
+    noisy = build_policy(
+        dataclasses.replace(cfg, grounding_noise=0.02), embodiment=policy.embodiment, stats=data.stats()
+    ).eval()
+    with torch.no_grad():
+        assert float(noisy.loss(recorded)[0]) != float(noisy.loss(recorded)[0])
+    # At run time a held scene replaces the live estimate; holding this frame's estimate changes nothing.
+    obs = dataclasses.replace(data.obs(), instruction=views.instruction)
+    est = policy.ground(obs)
+    np.testing.assert_allclose(
+        policy.predict(dataclasses.replace(obs, scene=est)).actions, policy.predict(obs).actions, atol=1e-6
+    )
+    other = policy.predict(dataclasses.replace(obs, scene=moved.numpy())).actions
+    assert not np.allclose(other, policy.predict(obs).actions, atol=1e-4)
+    with pytest.raises(ValueError, match="'scene' must hold 8"):
+        policy.predict(dataclasses.replace(obs, scene=est[:, :6]))
+    with pytest.raises(ValueError, match="'scene' holds NaN"):
+        policy.predict(dataclasses.replace(obs, scene=np.full_like(est, np.nan)))

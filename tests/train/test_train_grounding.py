@@ -72,3 +72,49 @@ def test_train_grounding_mismatches_fail_before_any_work(toy_dataset, views, tmp
     missing = run("--preset", "grounded", "--grounding", str(tmp_path / "nope.h5"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not (tmp_path / "r").exists()  # nothing was started
+
+
+def test_grounded_policy_trains_on_recorded_scenes_and_evaluates(views, tiny, tmp_path):
+    """Collect (episodes record their scene) -> train `grounded` -> evaluate with the held estimate
+    and with the oracle-scene diagnostic, which a policy without a grounding head refuses."""
+    from vla.config import EvalConfig
+    from vla.data.collect import collect
+    from vla.data.sampler import WindowDataset
+    from vla.evaluate import evaluate
+
+    data = tmp_path / "touch.h5"
+    collect("tabletop", out=data, families=("touch",), episodes_per_task=2, workers=1, image_size=16)
+    assert WindowDataset(data).scene is not None  # the demonstrations carry their scene labels
+    res = train(_cfg(data, views, tmp_path / "run", tiny, 2), progress=False)
+    ckpt = res["checkpoint"]
+
+    def run(checkpoint: str, oracle: bool, name: str) -> dict:
+        cfg = EvalConfig(
+            checkpoint=checkpoint,
+            families=("touch",),
+            episodes_per_task=1,
+            workers=1,
+            videos_per_family=0,
+            oracle_scene=oracle,
+            out=str(tmp_path / name),
+        )
+        return evaluate(cfg)
+
+    for oracle in (False, True):
+        out = run(ckpt, oracle, f"eval_{oracle}")
+        assert out["config"]["oracle_scene"] is oracle and out["per_family"]["touch"]["episodes"] == 1
+    plain = train(
+        TrainConfig(
+            dataset=str(data),
+            out=str(tmp_path / "plain"),
+            policy_overrides=tiny,
+            steps=1,
+            batch_size=4,
+            val_every=0,
+            threads=1,
+            warmup_steps=1,
+        ),
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="oracle_scene needs a grounding policy"):
+        run(plain["checkpoint"], True, "eval_plain")

@@ -73,7 +73,12 @@ def collect_grounding(
     suite: Annotated[str, typer.Argument(help="suite whose scenes to label, e.g. tabletop")],
     out: Annotated[Path, typer.Option("--out", help="new .h5 grounding file")],
     scenes: Annotated[int, typer.Option("--scenes", min=1, help="episode scenes to render")] = 5000,
-    views: Annotated[int, typer.Option("--views", min=1, help="random arm poses per scene")] = 4,
+    views: Annotated[
+        int,
+        typer.Option(
+            "--views", min=1, help="views per scene: the episode's first frame, then random arm poses"
+        ),
+    ] = 1,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (one per core)")] = 2,
     families: Annotated[str, typer.Option("--families", help="comma-separated; default all")] = "",
     split: Annotated[str, typer.Option("--split")] = "train",

@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,6 +118,7 @@ class WindowDataset(Dataset[Batch]):
         self.state = np.concatenate([s for s, _ in pairs])  # (N, S)
         self.actions = np.concatenate([a for _, a in pairs])  # (N, A)
         self.goal = dataset_subgoals(self.state, self.actions, self.ep_start, self.ep_end, self.embodiment)
+        self.scene, self.scene_mask = _episode_scenes([i.meta for i in infos])
         self._load_images(reader, lengths)
         if not isinstance(source, EpisodeDataset):
             reader.close()
@@ -200,6 +202,8 @@ class WindowDataset(Dataset[Batch]):
             action_pad=torch.from_numpy(act_pad),
             family=[self.families[e] for e in ep],
             goal=None if self.goal is None else torch.from_numpy(self.goal[idx]),  # (B, E)
+            scene=None if self.scene is None else torch.from_numpy(self.scene[ep]),  # (B, L)
+            scene_mask=None if self.scene_mask is None else torch.from_numpy(self.scene_mask[ep]),
         )
 
     def __getitem__(self, index: int) -> Batch:
@@ -246,4 +250,18 @@ def collate_windows(items: Batch | list[Batch]) -> Batch:
         action_pad=torch.cat([b.action_pad for b in items]),
         family=[s for b in items for s in b.family],
         goal=None if items[0].goal is None else torch.cat([b.goal for b in items]),
+        scene=None if items[0].scene is None else torch.cat([b.scene for b in items]),
+        scene_mask=None if items[0].scene_mask is None else torch.cat([b.scene_mask for b in items]),
     )
+
+
+def _episode_scenes(metas: list[dict[str, Any]]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-episode grounding labels float32 [E, L] and masks from episode metadata ("grounding_labels",
+    "grounding_mask", written by envs that know their scene), or (None, None) unless every episode
+    has them with one length."""
+    rows = [m.get(k) for k in ("grounding_labels", "grounding_mask") for m in metas]
+    lists = [v for v in rows if isinstance(v, list)]
+    if not metas or len(lists) != len(rows) or len({len(v) for v in lists}) != 1:
+        return None, None
+    n = len(metas)
+    return np.asarray(lists[:n], dtype=np.float32), np.asarray(lists[n:], dtype=np.float32)

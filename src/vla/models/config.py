@@ -240,6 +240,9 @@ class PolicyConfig:
             head (`vla.models.grounding`) whose object-position estimate, relative to the end
             effector, is one more fusion token; training then needs labelled scenes
             (`vla train --grounding FILE`, made by `vla collect-grounding`).
+        grounding_noise: std (metres, per axis) of the noise added in training to the recorded scene
+            positions the grounding token is built from; it should match the head's own error, so
+            the action head learns to act on an estimate as good as the one it will get.
     """
 
     name: str = "custom"
@@ -253,10 +256,12 @@ class PolicyConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     goal_loss: float = 0.0
     grounding_loss: float = 0.0
+    grounding_noise: float = 0.01
 
     def __post_init__(self) -> None:
         _check(self.goal_loss >= 0, f"goal_loss must be >= 0, got {self.goal_loss}")
         _check(self.grounding_loss >= 0, f"grounding_loss must be >= 0, got {self.grounding_loss}")
+        _check(self.grounding_noise >= 0, f"grounding_noise must be >= 0, got {self.grounding_noise}")
         _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")
         _check(self.action_horizon >= 1, f"action_horizon must be >= 1, got {self.action_horizon}")
         _check(len(self.cameras) >= 1, "cameras must name at least one camera")

@@ -1,17 +1,28 @@
-"""Grounding head: vision tokens -> where the instructed objects are, fed back to the policy as a token.
+"""Grounding head: vision tokens -> where the instructed objects are, fed to the action head as a token.
 
-Co-trained on labelled rendered scenes (`vla collect-grounding`, `vla train --grounding`; labels in
-`vla.envs.tabletop.grounding`): from the FiLM-conditioned vision tokens and the end-effector pose it
-predicts the instructed object's position, where it should go, and a block's yaw. The pose is an input
-because the wrist camera sees the target relative to the hand: close to a grasp, when the arm hides the
-target from the scene camera, only pose + wrist view place it on the table (without the pose the
-estimate jumped by 10-15 cm there, measured on pick_up rollouts). Its prediction, relative to the end
-effector, becomes one more fusion token, so the action head sees "the target is 6 cm ahead and 2 cm
-left" instead of having to find the target itself from a few hundred demonstrations: acting on a
-relative position transfers across layouts, finding the object is learned from unlimited free views.
+What it predicts (labels in `vla.envs.tabletop.labels`): the instructed object's position, where it
+should go, and a block's yaw, from the FiLM-conditioned vision tokens and the end-effector pose. It is
+trained on labelled rendered views (`vla collect-grounding`, `vla train --grounding`): finding the
+object is learned from unlimited free views instead of a few hundred demonstrations.
 
-The token is built from the *detached* prediction: behaviour cloning does not pull the grounding
-estimate towards whatever helps fit the demonstrations; the labels alone decide what it means.
+How the action head uses it: the scene estimate, relative to the end effector, is one more fusion
+token, so the action head sees "the target is 6 cm ahead and 2 cm left" instead of having to find the
+target itself; acting on a relative position transfers across layouts.
+
+Which estimate (decided by measurement, docs/measured.md):
+- At run time the estimate is read once, from the episode's *first* frame (arm at home, nothing
+  hidden), and held for the episode (`vla.runtime.chunking.HeldScene`). Estimated live, frame by frame,
+  it placed the target within 1-2 cm on the first frame but drifted 10-20 cm towards the hand as the
+  arm came close, and the policy closed the gripper above the object (28% at best on the full suite).
+  Holding is right because nothing moves before the robot touches it, and the place (container, base,
+  reference) does not move at all; after a grasp the held target is where the object *was*, which is
+  also what the demonstrations' token says.
+- In training the token is built from the scene labels the demonstration recorded at its start
+  (`Batch.scene`) plus Gaussian noise of `grounding_noise` metres, the size of the head's own error.
+  Built from the head's co-trained prediction instead, the token is noise early in training and the
+  action head learns to ignore it. Datasets without recorded labels fall back to the head's own
+  (detached) prediction on each frame.
+
 Positions are standardized with the dataset's `ee_pos` statistics, the same units as the state.
 """
 
@@ -21,12 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NUM_LABELS = 8  # target xyz, place xyz, yaw (cos 4θ, sin 4θ): vla.envs.tabletop.grounding.LABELS
+NUM_LABELS = 8  # target xyz, place xyz, yaw (cos 4θ, sin 4θ): vla.envs.tabletop.labels.LABELS
+FINE_SCALE = 0.03  # m: the fine copy of the token's offsets saturates beyond a few centimetres
 
 
 class GroundingHead(nn.Module):
-    """(B, Nv, D) vision tokens + (B, P) standardized end-effector pose -> (B, 8) prediction, and the
-    (B, 1, D) grounding token for fusion."""
+    """(B, Nv, D) vision tokens + (B, P) standardized end-effector pose + (B, Dl) sentence -> (B, 8)
+    prediction, and the (B, 1, D) grounding token for fusion."""
 
     mean: torch.Tensor
     std: torch.Tensor
@@ -37,6 +49,7 @@ class GroundingHead(nn.Module):
         dim: int,
         *,
         pose_dim: int,
+        lang_dim: int,
         mean: torch.Tensor,
         std: torch.Tensor,
         hidden: int = 256,
@@ -47,26 +60,38 @@ class GroundingHead(nn.Module):
                 f"grounding needs a 3-D end-effector position, got ee_pos of {mean.numel()} dims"
             )
         self.mlp = nn.Sequential(
-            nn.Linear(num_tokens * dim + pose_dim, hidden),
+            nn.Linear(num_tokens * dim + pose_dim + lang_dim, hidden),
             nn.GELU(),
             nn.Linear(hidden, hidden),
             nn.GELU(),
             nn.Linear(hidden, NUM_LABELS),
         )
         self.embed = nn.Sequential(
-            nn.Linear(NUM_LABELS, dim), nn.GELU(), nn.Linear(dim, dim), nn.LayerNorm(dim)
+            nn.Linear(NUM_LABELS + 6, dim), nn.GELU(), nn.Linear(dim, dim), nn.LayerNorm(dim)
         )
         self.register_buffer("mean", mean.float().clone(), persistent=False)
         self.register_buffer("std", std.float().clamp_min(1e-3).clone(), persistent=False)
 
-    def forward(self, tokens: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-        """Prediction (B, 8): target and place positions standardized like ee_pos, then yaw cos/sin."""
-        return self.mlp(torch.cat([tokens.flatten(1), pose], dim=1))
+    def forward(self, tokens: torch.Tensor, pose: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """Prediction (B, 8): target and place positions standardized like ee_pos, then yaw cos/sin.
 
-    def token(self, pred: torch.Tensor, ee: torch.Tensor) -> torch.Tensor:
-        """The fusion token (B, 1, D) from a prediction (B, 8) and the end effector (B, 3, metres)."""
+        The instruction's sentence embedding (B, Dl) is an input beside the FiLM-conditioned tokens:
+        which tracked object plays which role ("the red block next to the blue ball") is in the words.
+        """
+        return self.mlp(torch.cat([tokens.flatten(1), pose, sentence], dim=1))
+
+    def token(self, scene: torch.Tensor, ee: torch.Tensor) -> torch.Tensor:
+        """The fusion token (B, 1, D) from a scene (B, 8) in label units (metres, yaw cos/sin) and the
+        end effector (B, 3, metres).
+
+        The offsets enter twice: standardized (the whole workspace) and as tanh(offset / 3 cm), which
+        resolves the last centimetres of a grasp or a placement. Without the fine copy, a policy given
+        the true scene still grasped 2 cm off centre and the object slipped while carried (put_in).
+        """
         e = (ee - self.mean) / self.std
-        rel = torch.cat([pred[:, 0:3] - e, pred[:, 3:6] - e, pred[:, 6:8]], dim=1)
+        s = self.standardize(scene)
+        fine = torch.tanh((scene[:, 0:6] - ee.repeat(1, 2)) / FINE_SCALE)
+        rel = torch.cat([s[:, 0:3] - e, s[:, 3:6] - e, s[:, 6:8], fine], dim=1)
         return self.embed(rel.detach())[:, None]
 
     def standardize(self, labels: torch.Tensor) -> torch.Tensor:
@@ -76,15 +101,36 @@ class GroundingHead(nn.Module):
         out[:, 3:6] = (labels[:, 3:6] - self.mean) / self.std
         return out
 
-    def to_metres(self, pred: torch.Tensor) -> torch.Tensor:
-        """Prediction (B, 8) -> target and place positions in metres (B, 6) (yaw dropped)."""
-        return torch.cat([pred[:, 0:3] * self.std + self.mean, pred[:, 3:6] * self.std + self.mean], dim=1)
+    def to_labels(self, pred: torch.Tensor) -> torch.Tensor:
+        """Prediction (B, 8) -> label units: target and place positions in metres, then yaw cos/sin."""
+        out = pred.clone()
+        out[:, 0:3] = pred[:, 0:3] * self.std + self.mean
+        out[:, 3:6] = pred[:, 3:6] * self.std + self.mean
+        return out
+
+    @staticmethod
+    def perturb(scene: torch.Tensor, mask: torch.Tensor | None, noise: float) -> torch.Tensor:
+        """Recorded labels (B, 8) as an estimate would give them: positions plus N(0, noise) metres per
+        axis, yaw turned by N(0, 10 * noise) radians of 4θ, and a yaw that does not apply (mask 0, a
+        round object) replaced by a random one, since the head's yaw there means nothing."""
+        B = scene.shape[0]
+        pos = scene[:, 0:6] + noise * torch.randn(B, 6, device=scene.device)
+        ang = torch.atan2(scene[:, 7], scene[:, 6]) + 10.0 * noise * torch.randn(B, device=scene.device)
+        if mask is not None:
+            free = mask[:, 6] < 0.5
+            ang = torch.where(free, (torch.rand(B, device=scene.device) * 2 - 1) * torch.pi, ang)
+        return torch.cat([pos, torch.cos(ang)[:, None], torch.sin(ang)[:, None]], dim=1)
 
     def loss(
-        self, tokens: torch.Tensor, pose: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        pose: torch.Tensor,
+        sentence: torch.Tensor,
+        labels: torch.Tensor,
+        mask: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked Huber loss in standardized units; metrics: mean target / place error in centimetres."""
-        pred = self(tokens, pose)
+        pred = self(tokens, pose, sentence)
         if labels.shape != pred.shape or mask.shape != pred.shape:
             raise ValueError(
                 f"grounding labels and mask must be [B, {NUM_LABELS}], got {tuple(labels.shape)} and {tuple(mask.shape)}"
@@ -92,7 +138,7 @@ class GroundingHead(nn.Module):
         per = F.smooth_l1_loss(pred, self.standardize(labels), reduction="none") * mask
         loss = per.sum() / mask.sum().clamp_min(1.0)
         with torch.no_grad():
-            err = (self.to_metres(pred) - labels[:, :6]).view(-1, 2, 3).norm(dim=-1).mean(0) * 100.0
+            err = (self.to_labels(pred)[:, :6] - labels[:, :6]).view(-1, 2, 3).norm(dim=-1).mean(0) * 100.0
         return loss, {
             "ground_loss": float(loss.detach()),
             "target_cm": float(err[0]),

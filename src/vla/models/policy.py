@@ -21,7 +21,7 @@ from vla.models.cameras import VisionEncoder, VisionOut
 from vla.models.config import PolicyConfig
 from vla.models.fusion import Fusion, FusionOut, StateEncoder
 from vla.models.goal import GoalHead
-from vla.models.grounding import GroundingHead
+from vla.models.grounding import NUM_LABELS, GroundingHead
 from vla.models.heads import build_head
 from vla.models.language import build_language
 from vla.models.normalize import Normalizer
@@ -82,6 +82,7 @@ class Policy(nn.Module):
                 n_vis,
                 D,
                 pose_dim=len(self.pose_index),
+                lang_dim=lang_dim,
                 mean=self.normalizer.state_mean[ee],
                 std=self.normalizer.state_std[ee],
             )
@@ -142,9 +143,11 @@ class Policy(nn.Module):
         state: torch.Tensor,
         instruction: list[str],
         *,
+        scene: torch.Tensor | None = None,
         return_weights: bool = False,
     ) -> tuple[FusionOut, VisionOut]:
-        """images: camera -> uint8 (B, T, Hi, Wi, 3); state: (B, T, S) robot units."""
+        """images: camera -> uint8 (B, T, Hi, Wi, 3); state: (B, T, S) robot units; scene: (B, 8) the
+        grounding token's scene (label units), or None for the head's estimate on this frame."""
         lang = self.language(instruction, self.device)
         vis = self.vision(images, lang.sentence)
         norm_state = self.normalizer.state(state)
@@ -154,8 +157,10 @@ class Policy(nn.Module):
             st = st * (torch.rand(st.shape[0], 1, 1, device=st.device) >= p)  # blank whole tokens
         if self.grounding is not None:
             ee = state[:, -1, self.ee_slice].float()
-            pred = self.grounding(vis.tokens, norm_state[:, -1, self.pose_index])
-            st = torch.cat([st, self.grounding.token(pred, ee)], dim=1)  # (B, 2, D)
+            if scene is None:
+                pred = self.grounding(vis.tokens, norm_state[:, -1, self.pose_index], lang.sentence)
+                scene = self.grounding.to_labels(pred)
+            st = torch.cat([st, self.grounding.token(scene, ee)], dim=1)  # (B, 2, D)
         return self.fusion(lang, st, vis, return_weights=return_weights), vis
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -170,7 +175,14 @@ class Policy(nn.Module):
         state = batch.state[:, -T:].to(self.device, torch.float32)
         actions = batch.actions[:, : self.config.action_horizon].to(self.device, torch.float32)
         valid = ~batch.action_pad[:, : self.config.action_horizon].to(self.device)
-        fused, vis = self._encode(images, state, list(batch.instruction))
+        scene = None
+        if self.grounding is not None and batch.scene is not None:
+            # Teacher forcing: the recorded scene, perturbed like an estimate (vla.models.grounding).
+            mask = None if batch.scene_mask is None else batch.scene_mask.to(self.device)
+            scene = self.grounding.perturb(
+                batch.scene.to(self.device, torch.float32), mask, self.config.grounding_noise
+            )
+        fused, vis = self._encode(images, state, list(batch.instruction), scene=scene)
         loss, metrics = self.head.loss(fused, self.normalizer.action(actions), valid)
         if self.goal is not None and batch.goal is not None:
             goal_loss, err_cm = self.goal.loss(vis.tokens, batch.goal.to(self.device, torch.float32))
@@ -202,12 +214,14 @@ class Policy(nn.Module):
         vis = self.vision(images, lang.sentence)
         pose = self.normalizer.state(batch.state.to(self.device, torch.float32))[:, self.pose_index]
         loss, metrics = self.grounding.loss(
-            vis.tokens, pose, batch.labels.to(self.device), batch.mask.to(self.device)
+            vis.tokens, pose, lang.sentence, batch.labels.to(self.device), batch.mask.to(self.device)
         )
         return self.config.grounding_loss * loss, metrics
 
     def ground(self, obs: Observation) -> np.ndarray:
-        """The grounding head's estimate: float32 [B, 6], target then place position in metres."""
+        """The grounding head's scene estimate: float32 [B, 8] in label units (target and place
+        position in metres, then the block yaw as cos/sin 4θ). Pass it back as `Observation.scene`
+        to hold it (`vla.runtime.chunking.HeldScene` reads it from an episode's first frame)."""
         if self.grounding is None:
             raise ValueError("this policy has no grounding head (its config has grounding_loss=0)")
         images, state, instr = self._obs_tensors(obs)
@@ -215,8 +229,19 @@ class Policy(nn.Module):
             lang = self.language(instr, self.device)
             vis = self.vision(images, lang.sentence)
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
-            out = self.grounding.to_metres(self.grounding(vis.tokens, pose))
+            out = self.grounding.to_labels(self.grounding(vis.tokens, pose, lang.sentence))
         return out.float().cpu().numpy()
+
+    def _scene_tensor(self, obs: Observation) -> torch.Tensor | None:
+        """The observation's held scene estimate as (B, 8), or None (the policy estimates it)."""
+        if obs.scene is None or self.grounding is None:
+            return None
+        scene = np.asarray(obs.as_batch().scene, dtype=np.float32)
+        if scene.shape[1] != NUM_LABELS:
+            raise ValueError(
+                f"observation 'scene' must hold {NUM_LABELS} values per row, got {scene.shape[1]}"
+            )
+        return torch.from_numpy(scene).to(self.device)
 
     def _obs_tensors(self, obs: Observation) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
         """Validates an observation and returns (images, state, instructions) as (B, T, ...) tensors."""
@@ -246,8 +271,9 @@ class Policy(nn.Module):
             ActionChunk with actions float32 [B, H, A] and confidence float32 [B] (or None).
         """
         images, state, instr = self._obs_tensors(obs)
+        scene = self._scene_tensor(obs)
         with self._inference():
-            fused, _ = self._encode(images, state, instr)
+            fused, _ = self._encode(images, state, instr, scene=scene)
             norm, conf = self.head.sample(fused, generator=generator, with_confidence=with_confidence)
             actions = self.normalizer.unaction(norm)
         return ActionChunk(
@@ -263,8 +289,9 @@ class Policy(nn.Module):
         through the tokens' spatial maps; the concat fusion uses the spatial-softmax keypoint maps.
         """
         images, state, instr = self._obs_tensors(obs)
+        scene = self._scene_tensor(obs)
         with self._inference():
-            fused, vis = self._encode(images, state, instr, return_weights=True)
+            fused, vis = self._encode(images, state, instr, scene=scene, return_weights=True)
         h, w = vis.grid
         out = []
         for maps, (a, b) in zip(vis.maps, vis.spans, strict=True):
@@ -369,6 +396,14 @@ def validate_observation(obs: Observation, cfg: PolicyConfig, state_dim: int) ->
             raise ValueError(
                 f"image '{c}' must be uint8 {want}, got shape {img.shape if not single else img.shape[2:]}"
             )
+    if b.scene is not None:
+        scene = np.asarray(b.scene)
+        if scene.ndim != 2 or scene.shape[0] != B or not np.issubdtype(scene.dtype, np.floating):
+            raise ValueError(
+                f"observation 'scene' must be float [L] or [{B}, L] (a Policy.ground estimate), got {scene.dtype} {scene.shape}"
+            )
+        if not np.isfinite(scene).all():
+            raise ValueError("observation 'scene' holds NaN or inf")
     n = 1 if isinstance(b.instruction, str) else len(b.instruction)
     if n != B:
         raise ValueError(f"observation 'instruction' must hold {B} strings (one per batch row), got {n}")

@@ -15,6 +15,8 @@ works unchanged. Nothing here imports torch: any object with `predict(Observatio
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -61,19 +63,37 @@ def to_observation(obs: Observation | dict[str, Any]) -> Observation:
     raise TypeError(f"expected an Observation or a dict with images/state/instruction, got {keys}")
 
 
+def scene_estimator(policy: Any) -> Callable[[Observation], np.ndarray] | None:
+    """`policy.ground` when the policy acts on a scene estimate (a grounding head), else None."""
+    cfg = getattr(policy, "config", None)
+    ground = getattr(policy, "ground", None)
+    if callable(ground) and float(getattr(cfg, "grounding_loss", 0.0) or 0.0) > 0:
+        return ground
+    return None
+
+
 class ObservationHistory:
     """The last T single-step observations, stacked into a batch of one: images [1, T, Hi, Wi, 3],
     state [1, T, S]. Before T steps have been seen, the oldest frame is repeated (as in training, where
-    windows at an episode start are padded by copying)."""
+    windows at an episode start are padded by copying).
 
-    def __init__(self, horizon: int) -> None:
+    With `ground` (a grounding policy's `ground`), it also holds the scene estimate of the episode's
+    first frame and attaches it to every batch (`Observation.scene`): the estimate is right before the
+    arm hides anything, and the policy was trained on a per-episode scene (vla.models.grounding). An
+    observation that brings its own `scene` keeps it.
+    """
+
+    def __init__(self, horizon: int, *, ground: Callable[[Observation], np.ndarray] | None = None) -> None:
         if horizon < 1:
             raise ValueError(f"observation horizon must be >= 1, got {horizon}")
         self.horizon = horizon
+        self.ground = ground
+        self.scene: np.ndarray | None = None
         self._frames: deque[Observation] = deque(maxlen=horizon)
 
     def reset(self) -> None:
         self._frames.clear()
+        self.scene = None
 
     def push(self, obs: Observation) -> Observation:
         """Adds a single-step observation and returns the stacked batch of one."""
@@ -87,7 +107,14 @@ class ObservationHistory:
         frames = [frames[0]] * (self.horizon - len(frames)) + frames
         images = {k: np.stack([f.images[k] for f in frames])[None] for k in obs.images}  # (1, T, Hi, Wi, 3)
         state = np.stack([f.state for f in frames])[None]  # (1, T, S)
-        return Observation(images=images, state=state, instruction=[str(obs.instruction)])
+        batch = Observation(images=images, state=state, instruction=[str(obs.instruction)])
+        if obs.scene is not None:
+            return replace(batch, scene=np.asarray(obs.scene)[None])
+        if self.ground is not None:
+            if self.scene is None:
+                self.scene = np.asarray(self.ground(batch), dtype=np.float32)  # (1, L)
+            return replace(batch, scene=self.scene)
+        return batch
 
 
 def _first_chunk(chunk: ActionChunk) -> tuple[np.ndarray, float | None]:
@@ -110,7 +137,7 @@ class ChunkBroker:
             raise ValueError(f"execute_steps must be >= 1, got {execute_steps}")
         self.policy = policy
         self.execute_steps = execute_steps
-        self.history = ObservationHistory(obs_horizon_of(policy))
+        self.history = ObservationHistory(obs_horizon_of(policy), ground=scene_estimator(policy))
         self.last_confidence: float | None = None
         self.replanned = False
         self._chunk: np.ndarray | None = None
@@ -154,7 +181,7 @@ class TemporalEnsembler:
             raise ValueError(f"decay must be a finite number >= 0, got {decay}")
         self.policy = policy
         self.decay = decay
-        self.history = ObservationHistory(obs_horizon_of(policy))
+        self.history = ObservationHistory(obs_horizon_of(policy), ground=scene_estimator(policy))
         self.last_confidence: float | None = None
         self.replanned = False
         self._chunks: deque[tuple[int, np.ndarray]] = deque()  # (step the chunk was made at, [H, A])

@@ -7,6 +7,9 @@ Inputs (numpy "feeds", also the ONNX graph's inputs):
     lang_sentence float32 [B, Dl]             instruction embedding
     lang_tokens   float32 [B, L, Dl]          per-token embeddings, zero-padded
     lang_mask     bool    [B, L]              True for real tokens
+    scene         float32 [B, 8]              grounding policies only: the scene estimate the grounding
+                                              token is built from (`Observation.scene` when held, else
+                                              `Policy.ground` on this frame, computed eagerly)
 Outputs: actions float32 [B, H, A] in robot units, and confidence float32 [B] when the head has one.
 
 Why not call `Policy.predict` per step: it validates, converts and flips train/eval mode on every call
@@ -30,8 +33,9 @@ LANG_INPUTS = ("lang_sentence", "lang_tokens", "lang_mask")
 
 
 def input_names(policy: Policy) -> list[str]:
-    """Names of the core's inputs, in positional order."""
-    return [f"image_{c}" for c in policy.config.cameras] + ["state", *LANG_INPUTS]
+    """Names of the core's inputs, in positional order ("scene" last, for a grounding policy)."""
+    names = [f"image_{c}" for c in policy.config.cameras] + ["state", *LANG_INPUTS]
+    return names + (["scene"] if policy.grounding is not None else [])
 
 
 class PolicyCore(nn.Module):
@@ -46,11 +50,14 @@ class PolicyCore(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         v = len(self.cameras)
         images = dict(zip(self.cameras, inputs[:v], strict=True))  # camera -> (B, T, Hi, Wi, 3) uint8
-        state, sentence, tokens, mask = inputs[v:]
+        state, sentence, tokens, mask = inputs[v : v + 4]
         p = self.policy
         lang = LanguageOut(sentence, tokens, mask)
         vis = p.vision(images, lang.sentence)
         st = p.state(p.normalizer.state(state))  # (B, 1, D)
+        if p.grounding is not None:
+            scene = inputs[v + 4]  # (B, 8) label units: the held (or this frame's) scene estimate
+            st = torch.cat([st, p.grounding.token(scene, state[:, -1, p.ee_slice])], dim=1)  # (B, 2, D)
         fused = p.fusion(lang, st, vis)
         norm, conf = p.head.sample(fused, with_confidence=self.with_confidence)  # (B, H, A), (B,) | None
         actions = p.normalizer.unaction(norm)  # (B, H, A) robot units
@@ -110,6 +117,10 @@ class InputBuilder:
         feeds["state"] = np.ascontiguousarray(fit_history(np.asarray(b.state, np.float32), T))
         instr = [b.instruction] if isinstance(b.instruction, str) else list(b.instruction)
         feeds.update(self.language(instr))
+        if self.policy.grounding is not None:
+            # The scene the grounding token is built from: the caller's held estimate, or this frame's.
+            scene = b.scene if b.scene is not None else self.policy.ground(b)
+            feeds["scene"] = np.ascontiguousarray(scene, dtype=np.float32)  # (B, 8)
         return feeds
 
 

@@ -212,6 +212,11 @@ class Engine:
         """
         return self._run(self._inputs(obs))
 
+    def ground(self, obs: Observation) -> np.ndarray:
+        """A grounding policy's scene estimate float32 [B, 8] (`Policy.ground`, eager); controllers
+        hold it from an episode's first frame (`vla.runtime.chunking.ObservationHistory`)."""
+        return self.policy.ground(obs)
+
     def warmup(self, obs: Observation, *, calls: int = 3) -> None:
         """Runs a few predictions (compilation, caches, allocator) before latency matters."""
         for _ in range(calls):

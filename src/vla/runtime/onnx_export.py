@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 import torch
 
+from vla.models.grounding import NUM_LABELS
 from vla.models.policy import Policy
 from vla.runtime.core import InputBuilder, PolicyCore, input_names, to_chunk
 from vla.types import ActionChunk
@@ -43,6 +44,8 @@ def example_feeds(policy: Policy, batch: int = 1) -> dict[str, np.ndarray]:
     feeds = {f"image_{c}": np.zeros((batch, cfg.obs_horizon, hi, wi, 3), np.uint8) for c in cfg.cameras}
     feeds["state"] = np.zeros((batch, cfg.obs_horizon, policy.state_dim), np.float32)
     feeds.update(builder.language(["pick up the red block"] * batch))
+    if policy.grounding is not None:
+        feeds["scene"] = np.zeros((batch, NUM_LABELS), np.float32)
     return feeds
 
 

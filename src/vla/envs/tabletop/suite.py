@@ -60,8 +60,8 @@ class TabletopSuite:
 
     @property
     def grounding_labels(self) -> tuple[str, ...]:
-        """Names of the labels `grounding_scenes` returns (see `vla.envs.tabletop.grounding`)."""
-        from vla.envs.tabletop.grounding import LABELS
+        """Names of the labels `grounding_scenes` returns (see `vla.envs.tabletop.labels`)."""
+        from vla.envs.tabletop.labels import LABELS
 
         return LABELS
 
