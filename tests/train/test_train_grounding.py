@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -103,18 +104,7 @@ def test_grounded_policy_trains_on_recorded_scenes_and_evaluates(views, tiny, tm
     for oracle in (False, True):
         out = run(ckpt, oracle, f"eval_{oracle}")
         assert out["config"]["oracle_scene"] is oracle and out["per_family"]["touch"]["episodes"] == 1
-    plain = train(
-        TrainConfig(
-            dataset=str(data),
-            out=str(tmp_path / "plain"),
-            policy_overrides=tiny,
-            steps=1,
-            batch_size=4,
-            val_every=0,
-            threads=1,
-            warmup_steps=1,
-        ),
-        progress=False,
-    )
+    plain_cfg = _cfg(data, views, tmp_path / "plain", tiny, 1)
+    plain = train(dataclasses.replace(plain_cfg, preset="default", grounding=None), progress=False)
     with pytest.raises(ValueError, match="oracle_scene needs a grounding policy"):
         run(plain["checkpoint"], True, "eval_plain")

@@ -11,7 +11,7 @@ target itself; acting on a relative position transfers across layouts.
 
 Which estimate (decided by measurement, docs/measured.md):
 - At run time the estimate is read once, from the episode's *first* frame (arm at home, nothing
-  hidden), and held for the episode (`vla.runtime.chunking.HeldScene`). Estimated live, frame by frame,
+  hidden), and held for the episode (`vla.runtime.chunking.ObservationHistory`). Estimated live, frame by frame,
   it placed the target within 1-2 cm on the first frame but drifted 10-20 cm towards the hand as the
   arm came close, and the policy closed the gripper above the object (28% at best on the full suite).
   Holding is right because nothing moves before the robot touches it, and the place (container, base,

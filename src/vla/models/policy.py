@@ -221,7 +221,7 @@ class Policy(nn.Module):
     def ground(self, obs: Observation) -> np.ndarray:
         """The grounding head's scene estimate: float32 [B, 8] in label units (target and place
         position in metres, then the block yaw as cos/sin 4θ). Pass it back as `Observation.scene`
-        to hold it (`vla.runtime.chunking.HeldScene` reads it from an episode's first frame)."""
+        to hold it (`vla.runtime.chunking.ObservationHistory` reads it from an episode's first frame)."""
         if self.grounding is None:
             raise ValueError("this policy has no grounding head (its config has grounding_loss=0)")
         images, state, instr = self._obs_tensors(obs)
