@@ -39,6 +39,7 @@ class EpisodeResult:
     interventions: int
     frames: list[np.ndarray] = field(default_factory=list)
     first_obs: dict[str, Any] | None = None
+    grounding_cm: tuple[float, float] | None = None
 
 
 class _TimedPolicy:
@@ -49,6 +50,7 @@ class _TimedPolicy:
         self.config = policy.config
         self.embodiment = policy.embodiment
         self.latencies_ms: list[float] = []
+        self.estimates: list[np.ndarray] = []
 
     def predict(self, obs: Observation) -> ActionChunk:
         t0 = time.perf_counter()
@@ -58,7 +60,9 @@ class _TimedPolicy:
 
     def ground(self, obs: Observation) -> np.ndarray:
         """The policy's scene estimate (held per episode by the controller; once per episode)."""
-        return self.policy.ground(obs)
+        out = self.policy.ground(obs)
+        self.estimates.append(out)
+        return out
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -118,6 +122,7 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
     )
     ee = policy.embodiment.state_slice("ee_pos")
     obs, info = env.reset(seed=seed)
+    info_reset = dict(info)
     first = {
         "images": {k: v.copy() for k, v in obs["images"].items()},
         "state": obs["state"].copy(),
@@ -140,6 +145,7 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
     if record:
         frames.append(np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1))
     return EpisodeResult(
+        grounding_cm=_grounding_error_cm(timed.estimates, info_reset.get("grounding_labels")),
         family=family,
         seed=seed,
         instruction=first["instruction"],
@@ -151,6 +157,16 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
         frames=frames,
         first_obs=first if record else None,
     )
+
+
+def _grounding_error_cm(estimates: list[np.ndarray], truth: Any) -> tuple[float, float] | None:
+    """(target, place) distance in cm between the episode's first held scene estimate and the true
+    scene, when the policy estimated one and the suite labels its scenes."""
+    if not estimates or truth is None:
+        return None
+    est, true = np.asarray(estimates[0], np.float64).reshape(-1)[:6], np.asarray(truth, np.float64)[:6]
+    err = np.linalg.norm((est - true).reshape(2, 3), axis=1) * 100.0
+    return (float(err[0]), float(err[1]))
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -243,6 +259,13 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
             "jerk": float(np.mean([r.jerk for r in rs])),
             "interventions": int(sum(r.interventions for r in rs)),
         }
+        errs = [r.grounding_cm for r in rs if r.grounding_cm is not None]
+        if errs:
+            # Median first-frame error of the held scene estimate (grounding policies; not oracle runs).
+            per_family[fam]["grounding_cm"] = {
+                "target_median": float(np.median([e[0] for e in errs])),
+                "place_median": float(np.median([e[1] for e in errs])),
+            }
     n, k = len(results), sum(r.success for r in results)
     lat = np.asarray([x for r in results for x in r.latencies_ms] or [float("nan")])
     return {
@@ -271,6 +294,7 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
                 "instruction": r.instruction,
                 "success": r.success,
                 "length": r.length,
+                **({} if r.grounding_cm is None else {"grounding_cm": list(r.grounding_cm)}),
             }
             for r in results
         ],

@@ -17,9 +17,11 @@ from vla.types import GroundingBatch
 HI = 32
 
 
-def _views(kit, n: int = 48, seed: int = 0):
+def _views(kit, n: int = 48, seed: int = 0, *, both_named: bool = False):
     """Two 6x6 spots, red and blue, at random places; the instruction names one, the label is its
-    (x, y, 0.5) as target and the other's as place, yaw unlabelled."""
+    (x, y, 0.5) as target and the other's as place, yaw unlabelled. With `both_named`, the instruction
+    names both in the order of their roles ("move the red spot to the blue spot"), so only word
+    order tells the target from the place."""
     data = kit.make_toy(n=n, seed=seed)
     rng = np.random.default_rng(seed + 1)
     xy = rng.integers(0, HI - 6, (n, 2, 2))
@@ -31,7 +33,11 @@ def _views(kit, n: int = 48, seed: int = 0):
             x, y = xy[i, k]
             data.images["scene"][i, :, y : y + 6, x : x + 6] = colour
         pick = int(rng.integers(2))
-        names.append("touch the red spot" if pick == 0 else "touch the blue spot")
+        if both_named:
+            first, second = ("red", "blue") if pick == 0 else ("blue", "red")
+            names.append(f"move the {first} spot to the {second} spot")
+        else:
+            names.append("touch the red spot" if pick == 0 else "touch the blue spot")
         labels[i, 0:2] = xy[i, pick] / (HI - 6)
         labels[i, 3:5] = xy[i, 1 - pick] / (HI - 6)
     labels[:, 2] = labels[:, 5] = 0.5
@@ -49,9 +55,9 @@ def _views(kit, n: int = 48, seed: int = 0):
     return data, batch
 
 
-def _build(kit, data, grounding_loss: float, embodiment=None) -> Policy:
+def _build(kit, data, grounding_loss: float, embodiment=None, head: str = "mlp") -> Policy:
     torch.manual_seed(0)
-    cfg = kit.tiny(get_preset("default"), grounding_loss=grounding_loss, goal_loss=0.0)
+    cfg = kit.tiny(get_preset("default"), grounding_loss=grounding_loss, goal_loss=0.0, grounding_head=head)
     return build_policy(cfg, embodiment=embodiment or kit.embodiment_with_ee(), stats=data.stats())
 
 
@@ -70,9 +76,12 @@ def test_models_grounding_head_only_when_asked_and_possible(kit) -> None:
     assert get_preset("grounded").grounding_loss > 0 and get_preset("default").grounding_loss == 0
 
 
-def test_models_grounding_learns_which_spot_is_named(kit, tmp_path) -> None:
-    data, batch = _views(kit)
-    policy = _build(kit, data, 1.0)
+@pytest.mark.parametrize(
+    ("head", "both_named"), [("mlp", False), ("phrases", True), ("attention", False), ("attention", True)]
+)
+def test_models_grounding_learns_which_spot_is_named(kit, tmp_path, head: str, both_named: bool) -> None:
+    data, batch = _views(kit, both_named=both_named)
+    policy = _build(kit, data, 1.0, head=head)
     assert policy.grounding is not None
     opt = torch.optim.AdamW(policy.parameters(), lr=3e-3, weight_decay=0.0)
     policy.train()
@@ -159,3 +168,55 @@ def test_models_grounding_token_reads_the_recorded_or_held_scene(kit) -> None:
         policy.predict(dataclasses.replace(obs, scene=est[:, :6]))
     with pytest.raises(ValueError, match="'scene' holds NaN"):
         policy.predict(dataclasses.replace(obs, scene=np.full_like(est, np.nan)))
+
+
+@pytest.mark.parametrize("which", ["none", "wrist"])
+def test_models_fusion_vision_limits_what_the_action_path_sees(kit, which: str, tmp_path) -> None:
+    data, views = _views(kit, n=8)
+    torch.manual_seed(0)
+    cfg = kit.tiny(get_preset("grounded"), goal_loss=0.0, grounding_noise=0.0)
+    cfg = cfg.override({"fusion.vision": which})
+    policy = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats()).eval()
+    assert policy.reads_vision == (which == "wrist")
+    obs = dataclasses.replace(data.obs(), instruction=views.instruction, scene=views.labels.numpy())
+    base = policy.predict(obs).actions
+    # With the scene held, a different scene-camera image cannot change the actions...
+    flipped = {**obs.images, "scene": obs.images["scene"][..., ::-1, :, :].copy()}
+    np.testing.assert_allclose(policy.predict(dataclasses.replace(obs, images=flipped)).actions, base)
+    # ...while the wrist image does exactly when the action path reads it.
+    dark = {**obs.images, "wrist": np.zeros_like(obs.images["wrist"])}
+    changed = not np.allclose(policy.predict(dataclasses.replace(obs, images=dark)).actions, base, atol=1e-5)
+    assert changed == (which == "wrist")
+    # Training still works (no vision pass at all for "none" when the scene is recorded) and the
+    # setting travels with the checkpoint.
+    policy.train()
+    loss, _ = policy.loss(dataclasses.replace(data.batch(), scene=views.labels, scene_mask=views.mask))
+    loss.backward()
+    loaded = Policy.from_pretrained(policy.eval().save_pretrained(tmp_path / "ckpt"))
+    assert loaded.config.fusion.vision == which
+    np.testing.assert_allclose(loaded.predict(obs).actions, base, atol=1e-6)
+
+
+def test_models_fusion_vision_rejects_bad_values(kit) -> None:
+    cfg = get_preset("grounded")
+    with pytest.raises(ValueError, match=r"fusion\.vision must be 'all', 'none' or one of the cameras"):
+        cfg.override({"fusion.vision": "left"})
+    with pytest.raises(ValueError, match=r"needs fusion\.kind='concat'"):
+        cfg.override({"fusion.vision": "none", "fusion.kind": "transformer"})
+
+
+def test_models_state_fields_choose_what_the_state_token_reads(kit) -> None:
+    data, _ = _views(kit, n=4)
+    torch.manual_seed(0)
+    cfg = kit.tiny(get_preset("default"), goal_loss=0.0).override({"fusion.state_fields": "joints"})
+    policy = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats()).eval()
+    obs = data.obs()
+    base = policy.predict(obs).actions
+    moved = obs.state.copy()
+    moved[..., -3:] += 0.5  # ee_pos: not read
+    np.testing.assert_allclose(policy.predict(dataclasses.replace(obs, state=moved)).actions, base)
+    moved[..., 0] += 0.5  # joints: read
+    assert not np.allclose(policy.predict(dataclasses.replace(obs, state=moved)).actions, base, atol=1e-5)
+    bad = cfg.override({"fusion.state_fields": "joints,elbow"})
+    with pytest.raises(ValueError, match=r"fusion.state_fields \['elbow'\] are not state fields"):
+        build_policy(bad, embodiment=kit.embodiment_with_ee(), stats=data.stats())

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vla.config import TrainConfig
@@ -104,6 +105,12 @@ def test_grounded_policy_trains_on_recorded_scenes_and_evaluates(views, tiny, tm
     for oracle in (False, True):
         out = run(ckpt, oracle, f"eval_{oracle}")
         assert out["config"]["oracle_scene"] is oracle and out["per_family"]["touch"]["episodes"] == 1
+        # The held estimate's first-frame error is reported; an oracle run holds no estimate.
+        err = out["per_family"]["touch"].get("grounding_cm")
+        assert (err is None) is oracle
+        if err is not None:
+            assert err["target_median"] >= 0 and np.isfinite(err["place_median"])
+            assert len(out["rollouts"][0]["grounding_cm"]) == 2
     plain_cfg = _cfg(data, views, tmp_path / "plain", tiny, 1)
     plain = train(dataclasses.replace(plain_cfg, preset="default", grounding=None), progress=False)
     with pytest.raises(ValueError, match="oracle_scene needs a grounding policy"):

@@ -8,7 +8,7 @@ projection to the fusion width D; every token gets a learned camera embedding an
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,12 +29,15 @@ class VisionOut:
         maps: per camera, (B, n, h * w) spatial weights of its last frame's n tokens (None: identity).
         grid: (h, w) of the feature map the maps live on.
         spans: per camera, the [start, stop) slice of its last frame's tokens within `tokens`.
+        features: per camera, its last frame's feature map (B, C, h, w) for convolutional backbones
+            (the attention grounding head reads them), else None.
     """
 
     tokens: torch.Tensor
     maps: list[torch.Tensor | None]
     grid: tuple[int, int]
     spans: list[tuple[int, int]]
+    features: list[torch.Tensor | None] = field(default_factory=list)
 
 
 def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -93,8 +96,11 @@ class CameraEncoder(nn.Module):
         self.num_tokens = v.num_tokens if v.pool == "token_learner" else n
         self.pos = nn.Parameter(torch.randn(1, self.num_tokens, dim) * 0.02)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (N, 3, Hi, Wi); cond: (N, Dc) -> tokens (N, n, D), maps (N, n, h*w) or None (identity)."""
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """x: (N, 3, Hi, Wi); cond: (N, Dc) -> tokens (N, n, D), maps (N, n, h*w) or None (identity),
+        and the feature map (N, C, h, w) for convolutional backbones (else None)."""
         f = self.backbone(x, cond)
         maps: torch.Tensor | None
         if self.keypoints is not None:
@@ -118,7 +124,7 @@ class CameraEncoder(nn.Module):
             else:
                 tokens = self.proj(seq)
                 maps = None
-        return tokens + self.pos, maps
+        return tokens + self.pos, maps, f if self.is_map else None
 
 
 def _token_grid(n_tokens: int) -> tuple[int, int]:
@@ -181,17 +187,25 @@ class VisionEncoder(nn.Module):
             # One backbone pass over every camera (much cheaper than V small passes on a CPU); FiLM gets
             # the camera's one-hot beside the instruction so the shared convolutions can still specialize.
             onehot = torch.eye(V, device=c.device).repeat_interleave(B * T, dim=0)  # (V*B*T, V)
-            tok, m = self.first(torch.cat(xs), torch.cat([c.repeat(V, 1), onehot], dim=1))  # (V*B*T, n, D)
-            outs = list(zip(tok.chunk(V), [None] * V if m is None else m.chunk(V), strict=True))
+            tok, m, f = self.first(torch.cat(xs), torch.cat([c.repeat(V, 1), onehot], dim=1))  # (V*B*T, n, D)
+            outs = list(
+                zip(
+                    tok.chunk(V),
+                    [None] * V if m is None else m.chunk(V),
+                    [None] * V if f is None else f.chunk(V),
+                    strict=True,
+                )
+            )
         else:
             outs = [enc(x, c) for enc, x in zip(self.encoders, xs, strict=True)]
-        all_tokens, maps, spans = [], [], []
+        all_tokens, maps, spans, feats = [], [], [], []
         offset = 0
-        for v, (tok, m) in enumerate(outs):
+        for v, (tok, m, f) in enumerate(outs):
             n = tok.shape[1]
             tok = tok.reshape(B, T, n, -1) + self.time_embed[None, :T] + self.cam_embed[v]  # (B, T, n, D)
             all_tokens.append(tok.reshape(B, T * n, -1))
             maps.append(None if m is None else m.reshape(B, T, n, -1)[:, -1])
             spans.append((offset + (T - 1) * n, offset + T * n))
+            feats.append(None if f is None else f.reshape(B, T, *f.shape[1:])[:, -1])  # (B, C, h, w)
             offset += T * n
-        return VisionOut(torch.cat(all_tokens, dim=1), maps, self.grid, spans)
+        return VisionOut(torch.cat(all_tokens, dim=1), maps, self.grid, spans, feats)

@@ -135,6 +135,16 @@ class FusionConfig:
         state_dropout: chance, per training sample, of blanking the state token. Against the "copycat"
             failure of behaviour cloning from few demos: proprioception alone identifies a training
             trajectory, so a policy can replay it instead of looking at the scene.
+        vision: which cameras' tokens the action fusion reads: "all", "none", or one camera name
+            ("concat" fusion only when not "all"). The auxiliary heads (sub-goal, grounding) always
+            read every camera. "none" makes the action head a function of state, instruction and the
+            grounding token alone: with few demonstrations it cannot memorize trajectories by their
+            pixels (docs/measured.md).
+        state_fields: the embodiment's state fields the state token reads (empty: all of them). With a
+            grounding head the scene enters relative to the end effector, so leaving out absolute
+            fields (joint positions, ee_pos) makes the action path translation-invariant: it cannot
+            recognize a training trajectory by where the arm is (the "copycat" failure), only act on
+            where the objects are relative to the hand.
     """
 
     kind: str = "concat"
@@ -145,6 +155,8 @@ class FusionConfig:
     dropout: float = 0.1
     state_hidden: int = 128
     state_dropout: float = 0.0
+    vision: str = "all"
+    state_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.kind in FUSION_KINDS, f"fusion.kind must be one of {FUSION_KINDS}, got '{self.kind}'")
@@ -243,6 +255,10 @@ class PolicyConfig:
         grounding_noise: std (metres, per axis) of the noise added in training to the recorded scene
             positions the grounding token is built from; it should match the head's own error, so
             the action head learns to act on an estimate as good as the one it will get.
+        grounding_head: the grounding predictor: "mlp" (pooled vision tokens + sentence embedding),
+            "phrases" (the same plus one attention-pooled phrase vector per role from the instruction's
+            token embeddings, which carry word order) or "attention" (per-role attention over the instruction's tokens and the cameras' feature
+            maps, `vla.models.grounding_attention`; needs a convolutional vision backbone).
     """
 
     name: str = "custom"
@@ -257,11 +273,20 @@ class PolicyConfig:
     goal_loss: float = 0.0
     grounding_loss: float = 0.0
     grounding_noise: float = 0.01
+    grounding_head: str = "mlp"
 
     def __post_init__(self) -> None:
         _check(self.goal_loss >= 0, f"goal_loss must be >= 0, got {self.goal_loss}")
         _check(self.grounding_loss >= 0, f"grounding_loss must be >= 0, got {self.grounding_loss}")
         _check(self.grounding_noise >= 0, f"grounding_noise must be >= 0, got {self.grounding_noise}")
+        _check(
+            self.grounding_head in ("mlp", "phrases", "attention"),
+            f"grounding_head must be 'mlp', 'phrases' or 'attention', got '{self.grounding_head}'",
+        )
+        _check(
+            self.grounding_head == "mlp" or self.vision.kind in ("cnn", "resnet18"),
+            f"grounding_head='attention' needs feature maps: vision.kind 'cnn' or 'resnet18', got '{self.vision.kind}'",
+        )
         _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")
         _check(self.action_horizon >= 1, f"action_horizon must be >= 1, got {self.action_horizon}")
         _check(len(self.cameras) >= 1, "cameras must name at least one camera")
@@ -269,6 +294,14 @@ class PolicyConfig:
         _check(
             len(self.image_size) == 2 and min(self.image_size) >= 16,
             f"image_size must be (Hi, Wi) with both >= 16, got {self.image_size}",
+        )
+        _check(
+            self.fusion.vision in ("all", "none", *self.cameras),
+            f"fusion.vision must be 'all', 'none' or one of the cameras {list(self.cameras)}, got '{self.fusion.vision}'",
+        )
+        _check(
+            self.fusion.vision == "all" or self.fusion.kind == "concat",
+            f"fusion.vision='{self.fusion.vision}' needs fusion.kind='concat', got '{self.fusion.kind}'",
         )
         if self.vision.kind == "vit":
             _check(

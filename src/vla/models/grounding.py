@@ -32,13 +32,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vla.models.cameras import VisionOut
+from vla.models.grounding_attention import ROLES, RoleAttention, RolePhrases
+from vla.models.language import LanguageOut
+
 NUM_LABELS = 8  # target xyz, place xyz, yaw (cos 4θ, sin 4θ): vla.envs.tabletop.labels.LABELS
 FINE_SCALE = 0.03  # m: the fine copy of the token's offsets saturates beyond a few centimetres
 
 
 class GroundingHead(nn.Module):
-    """(B, Nv, D) vision tokens + (B, P) standardized end-effector pose + (B, Dl) sentence -> (B, 8)
-    prediction, and the (B, 1, D) grounding token for fusion."""
+    """Vision output + (B, P) standardized end-effector pose + the instruction's encoding -> (B, 8)
+    prediction, and the (B, 1, D) grounding token for fusion.
+
+    Two predictors (`PolicyConfig.grounding_head`): "mlp" reads the pooled vision tokens and the
+    sentence embedding; "attention" (`vla.models.grounding_attention`) attends per role over the
+    instruction's tokens and the cameras' feature maps.
+    """
 
     mean: torch.Tensor
     std: torch.Tensor
@@ -53,32 +62,61 @@ class GroundingHead(nn.Module):
         mean: torch.Tensor,
         std: torch.Tensor,
         hidden: int = 256,
+        kind: str = "mlp",
+        channels: int = 0,
+        num_cameras: int = 0,
     ) -> None:
         super().__init__()
         if mean.numel() != 3:
             raise ValueError(
                 f"grounding needs a 3-D end-effector position, got ee_pos of {mean.numel()} dims"
             )
-        self.mlp = nn.Sequential(
-            nn.Linear(num_tokens * dim + pose_dim + lang_dim, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, NUM_LABELS),
-        )
+        self.kind = kind
+        self.mlp: nn.Sequential | None = None
+        self.attention: RoleAttention | None = None
+        self.phrases: RolePhrases | None = None
+        if kind in ("mlp", "phrases"):
+            n_lang = lang_dim
+            if kind == "phrases":
+                self.phrases = RolePhrases(lang_dim)
+                n_lang += len(ROLES) * lang_dim
+            self.mlp = nn.Sequential(
+                nn.Linear(num_tokens * dim + pose_dim + n_lang, hidden),
+                nn.GELU(),
+                nn.Linear(hidden, hidden),
+                nn.GELU(),
+                nn.Linear(hidden, NUM_LABELS),
+            )
+        elif kind == "attention":
+            if channels <= 0 or num_cameras <= 0:
+                raise ValueError(
+                    "grounding_head='attention' needs a convolutional vision backbone (feature maps)"
+                )
+            self.attention = RoleAttention(
+                channels, num_cameras, lang_dim=lang_dim, pose_dim=pose_dim, hidden=hidden
+            )
+        else:
+            raise ValueError(f"grounding head kind must be 'mlp', 'phrases' or 'attention', got '{kind}'")
         self.embed = nn.Sequential(
             nn.Linear(NUM_LABELS + 6, dim), nn.GELU(), nn.Linear(dim, dim), nn.LayerNorm(dim)
         )
         self.register_buffer("mean", mean.float().clone(), persistent=False)
         self.register_buffer("std", std.float().clamp_min(1e-3).clone(), persistent=False)
 
-    def forward(self, tokens: torch.Tensor, pose: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+    def forward(self, vis: VisionOut, pose: torch.Tensor, lang: LanguageOut) -> torch.Tensor:
         """Prediction (B, 8): target and place positions standardized like ee_pos, then yaw cos/sin.
 
-        The instruction's sentence embedding (B, Dl) is an input beside the FiLM-conditioned tokens:
-        which tracked object plays which role ("the red block next to the blue ball") is in the words.
+        The instruction is an input beside the FiLM-conditioned vision: which tracked object plays
+        which role ("the red block next to the blue ball") is in the words.
         """
-        return self.mlp(torch.cat([tokens.flatten(1), pose, sentence], dim=1))
+        if self.attention is not None:
+            feats = [f for f in vis.features if f is not None]
+            return self.attention(feats, lang.tokens, lang.mask, lang.sentence, pose)
+        assert self.mlp is not None
+        words = [lang.sentence]
+        if self.phrases is not None:
+            words.append(self.phrases(lang.tokens, lang.mask).flatten(1))  # (B, R * Dl)
+        return self.mlp(torch.cat([vis.tokens.flatten(1), pose, *words], dim=1))
 
     def token(self, scene: torch.Tensor, ee: torch.Tensor) -> torch.Tensor:
         """The fusion token (B, 1, D) from a scene (B, 8) in label units (metres, yaw cos/sin) and the
@@ -123,14 +161,14 @@ class GroundingHead(nn.Module):
 
     def loss(
         self,
-        tokens: torch.Tensor,
+        vis: VisionOut,
         pose: torch.Tensor,
-        sentence: torch.Tensor,
+        lang: LanguageOut,
         labels: torch.Tensor,
         mask: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked Huber loss in standardized units; metrics: mean target / place error in centimetres."""
-        pred = self(tokens, pose, sentence)
+        pred = self(vis, pose, lang)
         if labels.shape != pred.shape or mask.shape != pred.shape:
             raise ValueError(
                 f"grounding labels and mask must be [B, {NUM_LABELS}], got {tuple(labels.shape)} and {tuple(mask.shape)}"

@@ -23,7 +23,7 @@ from vla.models.fusion import Fusion, FusionOut, StateEncoder
 from vla.models.goal import GoalHead
 from vla.models.grounding import NUM_LABELS, GroundingHead
 from vla.models.heads import build_head
-from vla.models.language import build_language
+from vla.models.language import LanguageOut, build_language
 from vla.models.normalize import Normalizer
 from vla.spaces import Embodiment
 from vla.types import ActionChunk, Batch, DatasetStats, GroundingBatch, Observation
@@ -62,7 +62,8 @@ class Policy(nn.Module):
         self.language = build_language(config.language)
         lang_dim = self.language.out_dim
         self.vision = VisionEncoder(config, cond_dim=lang_dim, dim=D, hf_config=vision_backbone_config)
-        self.state = StateEncoder(self.state_dim, config.obs_horizon, config.fusion.state_hidden, D)
+        self.state_index = _state_index(embodiment, config.fusion.state_fields)
+        self.state = StateEncoder(len(self.state_index), config.obs_horizon, config.fusion.state_hidden, D)
         n_vis = self.vision.first.num_tokens * config.obs_horizon * len(config.cameras)
         has_ee = any(f.name == "ee_pos" for f in embodiment.state_fields)
         # The grounding head needs an end-effector position to express its estimate relative to.
@@ -85,11 +86,22 @@ class Policy(nn.Module):
                 lang_dim=lang_dim,
                 mean=self.normalizer.state_mean[ee],
                 std=self.normalizer.state_std[ee],
+                kind=config.grounding_head,
+                channels=int(getattr(self.vision.first.backbone, "out_channels", 0))
+                if self.vision.first.is_map
+                else 0,
+                num_cameras=len(config.cameras),
             )
+        # The vision tokens the action fusion reads (config.fusion.vision); auxiliary heads read all.
+        per_cam = n_vis // len(config.cameras)
+        self.fused_vision: list[int] | None = None
+        if config.fusion.vision != "all":
+            cams = [i for i, c in enumerate(config.cameras) if c == config.fusion.vision]
+            self.fused_vision = [i * per_cam + k for i in cams for k in range(per_cam)]
         self.fusion = Fusion(
             config,
             lang_dim=lang_dim,
-            num_vision_tokens=n_vis,
+            num_vision_tokens=n_vis if self.fused_vision is None else len(self.fused_vision),
             num_state_tokens=2 if self.grounding is not None else 1,
         )
         space = embodiment.action_space()
@@ -137,6 +149,12 @@ class Policy(nn.Module):
         """Clears per-episode state. Models keep none (chunking and history are wrappers' work)."""
 
     # ------------------------------------------------------------------------------------- forward
+    @property
+    def reads_vision(self) -> bool:
+        """Whether the action path needs the cameras (False for `fusion.vision="none"`, where only the
+        grounding head looks, once per episode when its estimate is held)."""
+        return self.fused_vision is None or len(self.fused_vision) > 0
+
     def _encode(
         self,
         images: dict[str, torch.Tensor],
@@ -144,24 +162,51 @@ class Policy(nn.Module):
         instruction: list[str],
         *,
         scene: torch.Tensor | None = None,
+        need_vision: bool = False,
         return_weights: bool = False,
-    ) -> tuple[FusionOut, VisionOut]:
+    ) -> tuple[FusionOut, VisionOut | None]:
         """images: camera -> uint8 (B, T, Hi, Wi, 3); state: (B, T, S) robot units; scene: (B, 8) the
-        grounding token's scene (label units), or None for the head's estimate on this frame."""
+        grounding token's scene (label units), or None for the head's estimate on this frame.
+        The vision encoder runs only when something reads it (or `need_vision`); else vis is None."""
         lang = self.language(instruction, self.device)
-        vis = self.vision(images, lang.sentence)
-        norm_state = self.normalizer.state(state)
-        st = self.state(norm_state)  # (B, 1, D)
+        estimate = self.grounding is not None and scene is None
+        vis = self.vision(images, lang.sentence) if need_vision or estimate or self.reads_vision else None
+        if self.grounding is not None and scene is None:
+            assert vis is not None
+            pose = self.normalizer.state(state)[:, -1, self.pose_index]
+            scene = self.grounding.to_labels(self.grounding(vis, pose, lang))
+        return self.fuse(lang, vis, state, scene, return_weights=return_weights), vis
+
+    def fuse(
+        self,
+        lang: LanguageOut,
+        vis: VisionOut | None,
+        state: torch.Tensor,
+        scene: torch.Tensor | None,
+        *,
+        return_weights: bool = False,
+    ) -> FusionOut:
+        """[language, state (+ grounding token), the vision tokens the action path reads] -> FusionOut.
+        Shared by `predict`/`loss` and the engine core (vla.runtime.core), so they cannot drift apart.
+
+        Args:
+            lang: the instruction's encoding; vis: the vision encoder's output (None when not
+                `reads_vision`); state: (B, T, S) robot units; scene: (B, 8) label units (grounding
+                policies only).
+        """
+        st = self.state(self.normalizer.state(state)[..., self.state_index])  # (B, 1, D)
         p = self.config.fusion.state_dropout
         if self.training and p > 0:
             st = st * (torch.rand(st.shape[0], 1, 1, device=st.device) >= p)  # blank whole tokens
         if self.grounding is not None:
+            assert scene is not None
             ee = state[:, -1, self.ee_slice].float()
-            if scene is None:
-                pred = self.grounding(vis.tokens, norm_state[:, -1, self.pose_index], lang.sentence)
-                scene = self.grounding.to_labels(pred)
             st = torch.cat([st, self.grounding.token(scene, ee)], dim=1)  # (B, 2, D)
-        return self.fusion(lang, st, vis, return_weights=return_weights), vis
+        if vis is None or self.fused_vision is not None:
+            B, D = st.shape[0], st.shape[-1]
+            tokens = st.new_zeros(B, 0, D) if vis is None else vis.tokens[:, self.fused_vision]
+            vis = VisionOut(tokens, [], self.vision.grid, [])
+        return self.fusion(lang, st, vis, return_weights=return_weights)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss on a batch in robot units (normalized inside); padded action steps are ignored.
@@ -182,9 +227,11 @@ class Policy(nn.Module):
             scene = self.grounding.perturb(
                 batch.scene.to(self.device, torch.float32), mask, self.config.grounding_noise
             )
-        fused, vis = self._encode(images, state, list(batch.instruction), scene=scene)
+        want_goal = self.goal is not None and batch.goal is not None
+        fused, vis = self._encode(images, state, list(batch.instruction), scene=scene, need_vision=want_goal)
         loss, metrics = self.head.loss(fused, self.normalizer.action(actions), valid)
         if self.goal is not None and batch.goal is not None:
+            assert vis is not None
             goal_loss, err_cm = self.goal.loss(vis.tokens, batch.goal.to(self.device, torch.float32))
             loss = loss + self.config.goal_loss * goal_loss
             metrics = {
@@ -214,7 +261,7 @@ class Policy(nn.Module):
         vis = self.vision(images, lang.sentence)
         pose = self.normalizer.state(batch.state.to(self.device, torch.float32))[:, self.pose_index]
         loss, metrics = self.grounding.loss(
-            vis.tokens, pose, lang.sentence, batch.labels.to(self.device), batch.mask.to(self.device)
+            vis, pose, lang, batch.labels.to(self.device), batch.mask.to(self.device)
         )
         return self.config.grounding_loss * loss, metrics
 
@@ -229,7 +276,7 @@ class Policy(nn.Module):
             lang = self.language(instr, self.device)
             vis = self.vision(images, lang.sentence)
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
-            out = self.grounding.to_labels(self.grounding(vis.tokens, pose, lang.sentence))
+            out = self.grounding.to_labels(self.grounding(vis, pose, lang))
         return out.float().cpu().numpy()
 
     def _scene_tensor(self, obs: Observation) -> torch.Tensor | None:
@@ -291,7 +338,10 @@ class Policy(nn.Module):
         images, state, instr = self._obs_tensors(obs)
         scene = self._scene_tensor(obs)
         with self._inference():
-            fused, vis = self._encode(images, state, instr, scene=scene, return_weights=True)
+            fused, vis = self._encode(
+                images, state, instr, scene=scene, need_vision=True, return_weights=True
+            )
+            assert vis is not None
         h, w = vis.grid
         out = []
         for maps, (a, b) in zip(vis.maps, vis.spans, strict=True):
@@ -354,6 +404,19 @@ def _check_compatible(cfg: PolicyConfig, emb: Embodiment, stats: DatasetStats) -
         raise ValueError(
             f"config cameras {missing} are not cameras of '{emb.name}' (it has {list(emb.cameras)})"
         )
+
+
+def _state_index(emb: Embodiment, fields: tuple[str, ...]) -> list[int]:
+    """Indices of the state the state token reads: the named fields in order, or everything."""
+    if not fields:
+        return list(range(emb.state_dim))
+    names = [f.name for f in emb.state_fields]
+    unknown = [f for f in fields if f not in names]
+    if unknown:
+        raise ValueError(
+            f"fusion.state_fields {unknown} are not state fields of '{emb.name}' (it has {names})"
+        )
+    return [i for f in fields for i in range(emb.state_slice(f).start, emb.state_slice(f).stop)]
 
 
 def _fit_history(x: torch.Tensor, T: int) -> torch.Tensor:

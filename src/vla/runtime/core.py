@@ -15,8 +15,8 @@ Outputs: actions float32 [B, H, A] in robot units, and confidence float32 [B] wh
 Why not call `Policy.predict` per step: it validates, converts and flips train/eval mode on every call
 (the mode flip alone visits every submodule twice); an engine knows its policy stays in eval mode and
 that the instruction repeats, so it prepares inputs once per call and caches instruction embeddings.
-`PolicyCore` mirrors `Policy._encode` + `head.sample` + `normalizer.unaction`; the engine tests compare it
-with `Policy.predict` bit for bit, so a change in the policy that is not mirrored here fails loudly.
+`PolicyCore` runs `Policy.fuse` (shared with `Policy.predict`) + `head.sample` + `normalizer.unaction`; the
+engine tests compare it with `Policy.predict` bit for bit.
 """
 
 from __future__ import annotations
@@ -53,12 +53,10 @@ class PolicyCore(nn.Module):
         state, sentence, tokens, mask = inputs[v : v + 4]
         p = self.policy
         lang = LanguageOut(sentence, tokens, mask)
-        vis = p.vision(images, lang.sentence)
-        st = p.state(p.normalizer.state(state))  # (B, 1, D)
-        if p.grounding is not None:
-            scene = inputs[v + 4]  # (B, 8) label units: the held (or this frame's) scene estimate
-            st = torch.cat([st, p.grounding.token(scene, state[:, -1, p.ee_slice])], dim=1)  # (B, 2, D)
-        fused = p.fusion(lang, st, vis)
+        vis = p.vision(images, lang.sentence) if p.reads_vision else None
+        # (B, 8) label units: the held (or this frame's) scene estimate, for a grounding policy
+        scene = inputs[v + 4] if p.grounding is not None else None
+        fused = p.fuse(lang, vis, state, scene)
         norm, conf = p.head.sample(fused, with_confidence=self.with_confidence)  # (B, H, A), (B,) | None
         actions = p.normalizer.unaction(norm)  # (B, H, A) robot units
         return (actions,) if conf is None else (actions, conf)
