@@ -171,8 +171,8 @@ class Policy(nn.Module):
         lang = self.language(instruction, self.device)
         estimate = self.grounding is not None and scene is None
         vis = self.vision(images, lang.sentence) if need_vision or estimate or self.reads_vision else None
-        if self.grounding is not None and scene is None:
-            assert vis is not None
+        if estimate:
+            assert self.grounding is not None and vis is not None
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
             scene = self.grounding.to_labels(self.grounding(vis, pose, lang))
         return self.fuse(lang, vis, state, scene, return_weights=return_weights), vis
@@ -194,7 +194,10 @@ class Policy(nn.Module):
                 `reads_vision`); state: (B, T, S) robot units; scene: (B, 8) label units (grounding
                 policies only).
         """
-        st = self.state(self.normalizer.state(state)[..., self.state_index])  # (B, 1, D)
+        norm = self.normalizer.state(state)
+        if len(self.state_index) != self.state_dim:  # a subset: index (a copy) only then
+            norm = norm[..., self.state_index]
+        st = self.state(norm)  # (B, 1, D)
         p = self.config.fusion.state_dropout
         if self.training and p > 0:
             st = st * (torch.rand(st.shape[0], 1, 1, device=st.device) >= p)  # blank whole tokens
