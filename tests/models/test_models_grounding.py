@@ -77,7 +77,8 @@ def test_models_grounding_head_only_when_asked_and_possible(kit) -> None:
 
 
 @pytest.mark.parametrize(
-    ("head", "both_named"), [("mlp", False), ("phrases", True), ("attention", False), ("attention", True)]
+    ("head", "both_named"),
+    [("mlp", False), ("phrases", True), ("roles", True), ("attention", False), ("attention", True)],
 )
 def test_models_grounding_learns_which_spot_is_named(kit, tmp_path, head: str, both_named: bool) -> None:
     data, batch = _views(kit, both_named=both_named)
@@ -99,6 +100,10 @@ def test_models_grounding_learns_which_spot_is_named(kit, tmp_path, head: str, b
     err = float((pred[:, 0:2] - batch.labels[:, 0:2]).abs().mean())
     swapped = float((pred[:, 0:2] - batch.labels[:, 3:5]).abs().mean())  # the other spot
     assert err < 0.3 * swapped, f"target error {err:.3f} vs {swapped:.3f} for the unnamed spot"
+    if head == "roles":  # the place role finds the other named spot, not the target
+        place = float((pred[:, 3:5] - batch.labels[:, 3:5]).abs().mean())
+        wrong = float((pred[:, 3:5] - batch.labels[:, 0:2]).abs().mean())
+        assert place < 0.3 * wrong, f"place error {place:.3f} vs {wrong:.3f} for the target spot"
     # Checkpoint data: saved and loaded with the policy, giving the same estimate.
     loaded = Policy.from_pretrained(policy.save_pretrained(tmp_path / "ckpt"))
     np.testing.assert_allclose(loaded.ground(obs), pred.numpy(), atol=1e-5)

@@ -257,7 +257,9 @@ class PolicyConfig:
             the action head learns to act on an estimate as good as the one it will get.
         grounding_head: the grounding predictor: "mlp" (pooled vision tokens + sentence embedding),
             "phrases" (the same plus one attention-pooled phrase vector per role from the instruction's
-            token embeddings, which carry word order) or "attention" (per-role attention over the instruction's tokens and the cameras' feature
+            token embeddings, which carry word order), "roles" (one vision pass per role, FiLM-conditioned
+            on that role's phrase vector: each pass finds the one object its phrase names) or
+            "attention" (per-role attention over the instruction's tokens and the cameras' feature
             maps, `vla.models.grounding_attention`; needs a convolutional vision backbone).
     """
 
@@ -280,11 +282,11 @@ class PolicyConfig:
         _check(self.grounding_loss >= 0, f"grounding_loss must be >= 0, got {self.grounding_loss}")
         _check(self.grounding_noise >= 0, f"grounding_noise must be >= 0, got {self.grounding_noise}")
         _check(
-            self.grounding_head in ("mlp", "phrases", "attention"),
-            f"grounding_head must be 'mlp', 'phrases' or 'attention', got '{self.grounding_head}'",
+            self.grounding_head in ("mlp", "phrases", "roles", "attention"),
+            f"grounding_head must be 'mlp', 'phrases', 'roles' or 'attention', got '{self.grounding_head}'",
         )
         _check(
-            self.grounding_head == "mlp" or self.vision.kind in ("cnn", "resnet18"),
+            self.grounding_head != "attention" or self.vision.kind in ("cnn", "resnet18"),
             f"grounding_head='attention' needs feature maps: vision.kind 'cnn' or 'resnet18', got '{self.vision.kind}'",
         )
         _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")

@@ -170,12 +170,29 @@ class Policy(nn.Module):
         The vision encoder runs only when something reads it (or `need_vision`); else vis is None."""
         lang = self.language(instruction, self.device)
         estimate = self.grounding is not None and scene is None
-        vis = self.vision(images, lang.sentence) if need_vision or estimate or self.reads_vision else None
+        sentence_vision = need_vision or self.reads_vision
         if estimate:
-            assert self.grounding is not None and vis is not None
+            assert self.grounding is not None
+            sentence_vision = sentence_vision or not self.grounding.per_role_vision
+        vis = self.vision(images, lang.sentence) if sentence_vision else None
+        if estimate:
+            assert self.grounding is not None
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
-            scene = self.grounding.to_labels(self.grounding(vis, pose, lang))
+            scene = self.grounding.to_labels(self._grounding_pred(images, lang, pose, vis))
         return self.fuse(lang, vis, state, scene, return_weights=return_weights), vis
+
+    def _grounding_pred(
+        self, images: dict[str, torch.Tensor], lang: LanguageOut, pose: torch.Tensor, vis: VisionOut | None
+    ) -> torch.Tensor:
+        """The grounding head's prediction (B, 8): from `vis` (the sentence-conditioned pass), or for
+        a per-role head from one vision pass per role."""
+        assert self.grounding is not None
+        if self.grounding.per_role_vision:
+            views = [self.vision(images, c) for c in self.grounding.conditions(lang)]
+            return self.grounding(views, pose, lang)
+        if vis is None:
+            vis = self.vision(images, lang.sentence)
+        return self.grounding(vis, pose, lang)
 
     def fuse(
         self,
@@ -261,11 +278,9 @@ class Policy(nn.Module):
         T = self.config.obs_horizon
         images = {c: _fit_history(batch.images[c], T).to(self.device) for c in self.config.cameras}
         lang = self.language(list(batch.instruction), self.device)
-        vis = self.vision(images, lang.sentence)
         pose = self.normalizer.state(batch.state.to(self.device, torch.float32))[:, self.pose_index]
-        loss, metrics = self.grounding.loss(
-            vis, pose, lang, batch.labels.to(self.device), batch.mask.to(self.device)
-        )
+        pred = self._grounding_pred(images, lang, pose, None)
+        loss, metrics = self.grounding.loss(pred, batch.labels.to(self.device), batch.mask.to(self.device))
         return self.config.grounding_loss * loss, metrics
 
     def ground(self, obs: Observation) -> np.ndarray:
@@ -277,9 +292,8 @@ class Policy(nn.Module):
         images, state, instr = self._obs_tensors(obs)
         with self._inference():
             lang = self.language(instr, self.device)
-            vis = self.vision(images, lang.sentence)
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
-            out = self.grounding.to_labels(self.grounding(vis, pose, lang))
+            out = self.grounding.to_labels(self._grounding_pred(images, lang, pose, None))
         return out.float().cpu().numpy()
 
     def _scene_tensor(self, obs: Observation) -> torch.Tensor | None:
