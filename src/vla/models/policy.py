@@ -431,7 +431,8 @@ def _state_index(emb: Embodiment, fields: tuple[str, ...]) -> list[int]:
     unknown = [f for f in fields if f not in names]
     if unknown:
         raise ValueError(
-            f"fusion.state_fields {unknown} are not state fields of '{emb.name}' (it has {names})"
+            f"fusion.state_fields {unknown} are not state fields of '{emb.name}' (it has {names}); "
+            "choose some of them (-p fusion.state_fields=a,b) or none for all"
         )
     return [i for f in fields for i in range(emb.state_slice(f).start, emb.state_slice(f).stop)]
 
