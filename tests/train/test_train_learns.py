@@ -19,8 +19,11 @@ import pytest
 
 FAMILY = "touch"
 DEMOS = 800
-STEPS = 1500
-EPISODES = 20
+# 1,500 steps and 20 episodes gave 65% once and 40% in another run of the same code (thread timing
+# makes training non-deterministic), too close to the bar; more training and twice the episodes give
+# the bar a margin of several standard errors instead of lowering it (docs/measured.md, "Learning").
+STEPS = 2500
+EPISODES = 40
 MIN_SUCCESS = 0.5
 
 
