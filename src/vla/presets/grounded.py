@@ -9,11 +9,11 @@ demonstration recorded, at run time the head's estimate of the episode's first f
 Train with `vla train DATA --preset grounded --grounding VIEWS.h5`.
 
 The choices beyond the head, measured as one set on the full tabletop suite at 50 demos per family
-(docs/measured.md, "Full suite": 65% on the train split with the held estimate, 71% on the true scene,
+(docs/measured.md, "Full suite": 63% on the train split with the held estimate, 66% on the true scene,
 against 47% / 65% for `default` + the plain head):
 - `grounding_head="roles"`: one vision pass per role, conditioned on that role's phrase; the held
-  estimate's gap to the true scene fell from ~23 to ~6 points of success (stack / move_next_to named
-  the wrong object as base or reference with one sentence-conditioned pass).
+  estimate's gap to the true scene fell from ~23 to 2-6 points of success (with one
+  sentence-conditioned pass, stack / move_next_to took the wrong object as base or reference).
 - `fusion.vision="none"`, `fusion.state_fields=("gripper", "ee_quat")`: the action path reads the
   instruction, the gripper and orientation, and the scene relative to the hand; with 50 demonstrations
   it otherwise recognizes training trajectories by their pixels and joint angles (copycat).
