@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from vla.models.checks import validate_observation
 from vla.models.language import LanguageOut
-from vla.models.policy import Policy, validate_observation
+from vla.models.policy import Policy
 from vla.types import ActionChunk, Observation
 
 LANG_INPUTS = ("lang_sentence", "lang_tokens", "lang_mask")
