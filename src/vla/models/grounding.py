@@ -76,6 +76,7 @@ class GroundingHead(nn.Module):
         self.kind = kind
         self.mlp: nn.Sequential | None = None
         self.roles: nn.ModuleList | None = None
+        self.yaw: nn.Sequential | None = None  # "roles": the block's yaw, from the target's pass
         self.attention: RoleAttention | None = None
         self.phrases: RolePhrases | None = None
         if kind in ("mlp", "phrases"):
@@ -140,7 +141,7 @@ class GroundingHead(nn.Module):
         if self.roles is not None:
             if not isinstance(vis, list) or len(vis) != len(ROLES):
                 raise ValueError(f"the 'roles' grounding head needs one vision output per role {ROLES}")
-            assert self.phrases is not None
+            assert self.phrases is not None and self.yaw is not None
             phrase = self.phrases(lang.tokens, lang.mask)  # (B, R, Dl)
             x = [
                 torch.cat([v.tokens.flatten(1), pose, lang.sentence, phrase[:, r]], dim=1)

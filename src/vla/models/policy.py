@@ -170,16 +170,13 @@ class Policy(nn.Module):
         grounding token's scene (label units), or None for the head's estimate on this frame.
         The vision encoder runs only when something reads it (or `need_vision`); else vis is None."""
         lang = self.language(instruction, self.device)
-        estimate = self.grounding is not None and scene is None
-        sentence_vision = need_vision or self.reads_vision
-        if estimate:
-            assert self.grounding is not None
-            sentence_vision = sentence_vision or not self.grounding.per_role_vision
-        vis = self.vision(images, lang.sentence) if sentence_vision else None
-        if estimate:
-            assert self.grounding is not None
+        estimator = self.grounding if scene is None else None  # the head estimates a missing scene
+        sentence_pass = need_vision or self.reads_vision
+        sentence_pass |= estimator is not None and not estimator.per_role_vision
+        vis = self.vision(images, lang.sentence) if sentence_pass else None
+        if estimator is not None:
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
-            scene = self.grounding.to_labels(self._grounding_pred(images, lang, pose, vis))
+            scene = estimator.to_labels(self._grounding_pred(images, lang, pose, vis))
         return self.fuse(lang, vis, state, scene, return_weights=return_weights), vis
 
     def _grounding_pred(
