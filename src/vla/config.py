@@ -235,7 +235,7 @@ class EvalConfig:
         workers: parallel rollout processes.
         seed: seed of episode 0; episode i of every family uses seed + i (distinct from collection seeds).
         controller: "chunk" (execute `execute_steps` of each chunk, then re-plan) or "ensemble".
-        execute_steps: actions run per chunk in chunk mode (0: half the chunk).
+        execute_steps: actions run per chunk in chunk mode (0: the policy's `config.steps_per_chunk`).
         safety: run the safety filter (on by default; turning it off is explicit).
         videos_per_family: episodes per family saved as video (and shown in the report).
         out: where results.json, report.html and videos go.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
     policy = _WORKER["policy"]
     env = _env(cfg.suite, family, cfg.split, tuple(policy.embodiment.image_size))
     timed = _TimedPolicy(policy)
-    execute = cfg.execute_steps or max(1, policy.config.action_horizon // 2)
+    execute = cfg.execute_steps or policy.config.steps_per_chunk
     # Exactly the deployed stack: chunk broker / ensembler -> safety filter with recovery.
     controller = make_safe_controller(
         timed,
@@ -220,6 +220,8 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
     from vla.report import write_report
 
     policy, families = check_compatible(cfg)
+    # 0 means "the policy's own" (config.steps_per_chunk); results.json records the value used.
+    cfg = replace(cfg, execute_steps=cfg.execute_steps or policy.config.steps_per_chunk)
     jobs = [
         (cfg, fam, cfg.seed + i, i < cfg.videos_per_family)
         for fam in families

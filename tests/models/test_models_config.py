@@ -26,6 +26,8 @@ def test_models_presets_cover_the_families() -> None:
     assert (d.image_size, d.cameras, d.obs_horizon, d.action_horizon) == ((96, 96), ("scene", "wrist"), 1, 8)
     assert get_preset("diffusion").head.sample_steps == 10
     assert get_preset("pi0").head.kind == "flow"
+    # Controllers run half the chunk by default; the grounded preset re-plans every step.
+    assert (d.steps_per_chunk, get_preset("grounded").steps_per_chunk) == (4, 1)
 
 
 def test_models_config_override_nested_and_from_strings() -> None:
@@ -47,6 +49,7 @@ def test_models_config_override_nested_and_from_strings() -> None:
         ({"vision.widht": 3}, "unknown config field 'vision.widht'"),
         ({"visoin.kind": "cnn"}, "unknown config section 'visoin'"),
         ({"action_horizon": 0}, "action_horizon must be >= 1"),
+        ({"execute_steps": 9}, "execute_steps must be 0 .* or 1..action_horizon=8, got 9"),
         ({"vision.channels": [8, 16]}, "must have one length"),
         ({"fusion.dim": 30}, "divisible by heads"),
         ({"vision.kind": "vit", "vision.pool": "spatial_softmax"}, "needs a CNN feature map"),

@@ -129,7 +129,9 @@ def test_server_end_to_end_with_real_checkpoint(eager, rt):
     port = server.start()
     try:
         client = WebsocketClientPolicy("127.0.0.1", port)
-        assert client.get_server_metadata()["stats_sha256"] == eager.stats_sha256
+        meta = client.get_server_metadata()
+        assert meta["stats_sha256"] == eager.stats_sha256
+        assert meta["execute_steps"] == eager.config.steps_per_chunk  # how often a client re-plans
         obs = rt.make_obs()
         reply = client.infer(
             {

@@ -105,6 +105,7 @@ def test_grounded_policy_trains_on_recorded_scenes_and_evaluates(views, tiny, tm
     for oracle in (False, True):
         out = run(ckpt, oracle, f"eval_{oracle}")
         assert out["config"]["oracle_scene"] is oracle and out["per_family"]["touch"]["episodes"] == 1
+        assert out["config"]["execute_steps"] == 1  # 0 asked: the grounded preset's own re-planning
         # The held estimate's first-frame error is reported; an oracle run holds no estimate.
         err = out["per_family"]["touch"].get("grounding_cm")
         assert (err is None) is oracle

@@ -86,7 +86,9 @@ def eval_cmd(
     workers: Annotated[int, Opt(help="parallel rollout processes")] = 2,
     seed: Annotated[int, Opt(help="seed of episode 0")] = 100_000,
     controller: Annotated[str, Opt(help="chunk | ensemble")] = "chunk",
-    execute_steps: Annotated[int, Opt(help="actions per chunk before re-planning (0: half the chunk)")] = 0,
+    execute_steps: Annotated[
+        int, Opt(help="actions per chunk before re-planning (0: the policy's own, else half the chunk)")
+    ] = 0,
     out: Annotated[Path | None, Opt(help="output directory (default: <checkpoint>/../eval_<split>)")] = None,
     unsafe_no_filter: Annotated[
         bool, Opt("--unsafe-no-filter", help="run WITHOUT the safety filter")

@@ -242,6 +242,10 @@ class PolicyConfig:
         name: family / preset name, for humans and metadata.
         obs_horizon: T, frames of history the model sees (>= 1).
         action_horizon: H, length of the predicted chunk.
+        execute_steps: how many actions of each chunk a controller runs before it asks for a new
+            one (`vla eval`, `make_controller`, the server's metadata); 0 means half the chunk.
+            A policy whose call costs a few milliseconds can re-plan every step (1): its gripper
+            decision then reads the current frame, not one half a chunk old.
         cameras: camera names the policy reads, in order.
         image_size: (Hi, Wi) the encoder works at; other sizes are resized inside the policy.
         goal_loss: weight of the auxiliary sub-goal loss (0 = off): a small MLP on the vision tokens
@@ -266,6 +270,7 @@ class PolicyConfig:
     name: str = "custom"
     obs_horizon: int = 1
     action_horizon: int = 8
+    execute_steps: int = 0
     cameras: tuple[str, ...] = ("scene", "wrist")
     image_size: tuple[int, int] = (96, 96)
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -291,6 +296,11 @@ class PolicyConfig:
         )
         _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")
         _check(self.action_horizon >= 1, f"action_horizon must be >= 1, got {self.action_horizon}")
+        _check(
+            0 <= self.execute_steps <= self.action_horizon,
+            f"execute_steps must be 0 (half the chunk) or 1..action_horizon={self.action_horizon}, "
+            f"got {self.execute_steps}",
+        )
         _check(len(self.cameras) >= 1, "cameras must name at least one camera")
         _check(len(set(self.cameras)) == len(self.cameras), f"cameras must be unique, got {self.cameras}")
         _check(
@@ -316,6 +326,11 @@ class PolicyConfig:
             f"vision.pool='{self.vision.pool}' needs a CNN feature map; use 'tokens' or 'avg' with "
             f"vision.kind='{self.vision.kind}'",
         )
+
+    @property
+    def steps_per_chunk(self) -> int:
+        """Actions a controller runs from each chunk: `execute_steps`, or half the chunk when 0."""
+        return self.execute_steps or max(1, self.action_horizon // 2)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns plain JSON-able data (tuples become lists)."""

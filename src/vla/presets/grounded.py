@@ -20,6 +20,10 @@ against 47% / 65% for `default` + the plain head):
 - `grounding_noise=0.003`: the training token's noise matches the head's ~1 cm first-frame error.
 - `head.gripper="bce"`: open / close as a classification, a crisper release than a regressed value.
 - wider fusion and head (512) with less dropout (0.05): the action path has fewer inputs to fit.
+- `execute_steps=1`: controllers re-plan every step (a call costs ~2-3 ms). Running half the 8-step
+  chunk open loop, the gripper closed on the chunk's schedule while the arm was still 3-7 cm above the
+  object; re-planning every step took the same checkpoint from 63% to 87% (held estimate) and from 66%
+  to 92.5% (true scene).
 """
 
 from __future__ import annotations
@@ -41,5 +45,6 @@ def config() -> PolicyConfig:
             "fusion.dropout": 0.05,
             "head.hidden": 512,
             "head.gripper": "bce",
+            "execute_steps": 1,
         }
     )

@@ -193,6 +193,7 @@ class Engine:
             image_size=(int(self.config.image_size[0]), int(self.config.image_size[1])),
             action_horizon=int(self.config.action_horizon),
             obs_horizon=int(self.config.obs_horizon),
+            execute_steps=int(self.config.steps_per_chunk),
             stats_sha256=self.stats_sha256,
             name=self.config.name,
         )

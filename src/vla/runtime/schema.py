@@ -54,6 +54,8 @@ class PolicySpec:
         action_space: name of the embodiment's action space the policy outputs.
         cameras, image_size: the policy's cameras and their (Hi, Wi).
         action_horizon: H; obs_horizon: T.
+        execute_steps: actions a client should run from each chunk before asking again (the
+            policy's `config.steps_per_chunk`; 0 when unknown).
         stats_sha256: sha256 of the checkpoint's stats.json ("" when unknown).
         name: the model's name, for humans.
     """
@@ -64,6 +66,7 @@ class PolicySpec:
     image_size: tuple[int, int]
     action_horizon: int
     obs_horizon: int = 1
+    execute_steps: int = 0
     stats_sha256: str = ""
     name: str = ""
 

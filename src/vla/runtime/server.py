@@ -131,6 +131,7 @@ class PolicyServer:
             "action_shape": [spec.action_horizon, spec.action_dim],
             "action_horizon": spec.action_horizon,
             "chunk_size": spec.action_horizon,
+            "execute_steps": spec.execute_steps,
             "obs_horizon": spec.obs_horizon,
             "control_hz": emb.control_hz,
             "cameras": list(spec.cameras),
