@@ -26,6 +26,7 @@ from vla.models.grounding import NUM_LABELS, GroundingHead
 from vla.models.heads import build_head
 from vla.models.language import LanguageOut, build_language
 from vla.models.normalize import Normalizer
+from vla.models.shift_views import shift_grid, shifted_copies
 from vla.spaces import Embodiment
 from vla.types import ActionChunk, Batch, DatasetStats, GroundingBatch, Observation
 
@@ -284,15 +285,21 @@ class Policy(nn.Module):
     def ground(self, obs: Observation) -> np.ndarray:
         """The grounding head's scene estimate: float32 [B, 8] in label units (target and place
         position in metres, then the block yaw as cos/sin 4θ). Pass it back as `Observation.scene`
-        to hold it (`vla.runtime.chunking.ObservationHistory` reads it from an episode's first frame)."""
+        to hold it (`vla.runtime.chunking.ObservationHistory` reads it from an episode's first frame).
+        With `config.grounding_shift` > 0 it is the mean over nine shifted copies of each frame."""
         if self.grounding is None:
             raise ValueError("this policy has no grounding head (its config has grounding_loss=0)")
         images, state, instr = self._obs_tensors(obs)
+        offsets = shift_grid(self.config.grounding_shift)
+        K, B = len(offsets), state.shape[0]
+        if K > 1:  # average over shifted views (config.grounding_shift)
+            images = {c: shifted_copies(v, offsets) for c, v in images.items()}
+            state, instr = state.repeat(K, 1, 1), instr * K
         with self._inference():
             lang = self.language(instr, self.device)
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
             out = self.grounding.to_labels(self._grounding_pred(images, lang, pose, None))
-        return out.float().cpu().numpy()
+        return out.view(K, B, -1).mean(0).float().cpu().numpy()
 
     def _scene_tensor(self, obs: Observation) -> torch.Tensor | None:
         """The observation's held scene estimate as (B, 8), or None (the policy estimates it)."""

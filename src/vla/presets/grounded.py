@@ -24,6 +24,9 @@ against 47% / 65% for `default` + the plain head):
   chunk open loop, the gripper closed on the chunk's schedule while the arm was still 3-7 cm above the
   object; re-planning every step took the same checkpoint from 63% to 87% (held estimate) and from 66%
   to 92.5% (true scene).
+- `grounding_shift=2`: the held estimate is the mean over nine 2-pixel shifts of the first frame; its
+  mean error fell from 0.5-1.0 cm to 0.4-0.8 cm per family (max 3.8 -> 3.1 cm) for 8 more grounding
+  passes once per episode.
 """
 
 from __future__ import annotations
@@ -46,5 +49,6 @@ def config() -> PolicyConfig:
             "head.hidden": 512,
             "head.gripper": "bce",
             "execute_steps": 1,
+            "grounding_shift": 2,
         }
     )
