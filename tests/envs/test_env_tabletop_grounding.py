@@ -5,13 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla.envs.tabletop import objects as obj
 from vla.envs.tabletop import tasks
 from vla.envs.tabletop.env import TabletopEnv
-from vla.envs.tabletop.expert import TabletopExpert
 from vla.envs.tabletop.grounding import render_scenes
 from vla.envs.tabletop.labels import LABELS, scene_labels
-from vla.envs.tabletop.spots import SIDE_GAP
 
 
 @pytest.mark.parametrize("family", tasks.FAMILIES)
@@ -28,17 +25,8 @@ def test_env_grounding_labels_follow_the_instruction(family: str) -> None:
             place = labels[3:6]
             if family == "put_in":
                 np.testing.assert_allclose(place[:2], spec.containers[spec.container], atol=1e-6)
-            elif family == "stack":
+            elif family in ("stack", "move_next_to"):
                 np.testing.assert_allclose(place, env.object_position(spec.other), atol=1e-6)
-            elif family == "move_next_to":
-                # The free spot beside the reference, at the footprints' gap, where the expert goes.
-                ref = env.object_position(spec.other)
-                gap = np.linalg.norm(place[:2] - ref[:2]) - sum(
-                    obj.SHAPE_SPECS[k[1]].radius for k in (spec.target, spec.other)
-                )
-                assert gap == pytest.approx(SIDE_GAP, abs=1e-6) and gap < tasks.NEXT_TO_GAP
-                assert place[2] == pytest.approx(labels[2])
-                np.testing.assert_allclose(place[:2], TabletopExpert(env)._free_spot_next_to(spec))
             elif family == "push":
                 moved = place[:2] - labels[:2]
                 want = np.asarray(tasks.DIRECTION_VECTORS[spec.direction]) * tasks.PUSH_DISTANCE

@@ -9,6 +9,7 @@ import pytest
 from vla.envs.tabletop import objects as obj
 from vla.envs.tabletop import tasks
 from vla.envs.tabletop.env import TabletopEnv
+from vla.envs.tabletop.expert import TabletopExpert
 from vla.envs.tabletop.spots import MIN_CLEARANCE, SIDE_GAP, free_spot_next_to
 
 
@@ -47,9 +48,8 @@ def test_env_spot_faces_the_target_unless_blocked() -> None:
                 assert np.linalg.norm(spot - toward) > 1e-3
                 assert _clearance(env, spec, spot) >= MIN_CLEARANCE
                 blocked += 1
-            # The grounding labels name this spot as the place (the expert goes there too).
-            labels = np.asarray(env.episode_meta["grounding_labels"])
-            np.testing.assert_allclose(labels[3:5], spot, atol=1e-5)
+            # The expert carries the object to this spot.
+            np.testing.assert_allclose(TabletopExpert(env)._free_spot_next_to(spec), spot, atol=1e-12)
     finally:
         env.close()
     assert near_side >= 12 and blocked >= 2, (near_side, blocked)  # both branches ran

@@ -2,10 +2,9 @@
 
 Labels, robot frame, metres (`LABELS`):
 - target_x/y/z: the centre of the object the instruction acts on;
-- place_x/y/z: where the instruction sends it: the container (put_in), the base (stack), the free spot
-  beside the reference object that the expert uses (move_next_to, `vla.envs.tabletop.spots`), the
-  pushed-to point (push), the lifted point (pick_up), itself (touch); at the target's height where the
-  object ends on the table;
+- place_x/y/z: where the instruction sends it: the container (put_in), the base (stack), the reference
+  object (move_next_to: the spot beside it, `vla.envs.tabletop.spots`, follows from the two positions),
+  the pushed-to point (push), the lifted point (pick_up), itself (touch);
 - yaw_cos4/yaw_sin4: the block's yaw as (cos 4θ, sin 4θ), the part a grasp needs (a block looks the
   same every 90°); masked out for round objects.
 
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vla.envs.tabletop import tasks
-from vla.envs.tabletop.spots import free_spot_next_to
 
 if TYPE_CHECKING:
     from vla.envs.tabletop.env import TabletopEnv
@@ -39,11 +37,9 @@ def scene_labels(env: TabletopEnv) -> tuple[np.ndarray, np.ndarray]:
         assert spec.container is not None
         cx, cy = spec.containers[spec.container]
         place = np.array([cx, cy, target[2]])
-    elif spec.family == "stack":
+    elif spec.family in ("stack", "move_next_to"):
         assert spec.other is not None
         place = env.object_position(spec.other)
-    elif spec.family == "move_next_to":
-        place = np.array([*free_spot_next_to(env, spec), target[2]])
     elif spec.family == "push":
         assert spec.direction is not None
         d = np.asarray(tasks.DIRECTION_VECTORS[spec.direction])

@@ -1,10 +1,11 @@
-"""Where "next to" is: the free spot beside a reference object that move_next_to sends its object to.
+"""Where "next to" is: the spot beside a reference object that move_next_to's expert carries its object to.
 
-One function for the expert (which carries the object there) and the grounding labels (which name it
-as the episode's place), so that the place the policy is told about is the place demonstrations went.
-Labelled as the reference object's centre instead, the action path had to infer which side of the
-reference was free from two positions alone (it does not see the other objects); it released on top
-of the reference or 11-14 cm from it in the traced failures (docs/measured.md).
+The side facing the target, unless blocked: a function of the two named objects' positions, which
+the policy's grounding token holds, so the action path can learn where the spot is from them while
+the place label stays the reference's centre (estimated to ~0.5 cm). Measured (docs/measured.md):
+with the spot itself as the label the head's estimate of it was 3.8-4.7 cm off, since its place pass
+reads only the reference's phrase; with the centre as the label and this expert, move_next_to rose
+from 66-72% to 90%.
 """
 
 from __future__ import annotations
