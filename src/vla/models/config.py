@@ -268,6 +268,9 @@ class PolicyConfig:
         grounding_shift: pixel spacing of the 3 x 3 grid of shifted views `Policy.ground` averages
             its estimate over (`vla.models.shift_views`); 0 reads the frame once. Nine passes once
             per episode (the estimate is held) cut the mean first-frame error by ~25%.
+        grasp_offset: controllers move the held scene's place position by how far off-centre the
+            hand grasped the object (`vla.runtime.grasp_offset`), so the object, not the hand, is set
+            down over the spot. Inference only; needs a grounding head.
     """
 
     name: str = "custom"
@@ -285,6 +288,7 @@ class PolicyConfig:
     grounding_noise: float = 0.01
     grounding_head: str = "mlp"
     grounding_shift: int = 0
+    grasp_offset: bool = False
 
     def __post_init__(self) -> None:
         _check(self.goal_loss >= 0, f"goal_loss must be >= 0, got {self.goal_loss}")
@@ -297,6 +301,10 @@ class PolicyConfig:
         _check(
             self.grounding_head != "attention" or self.vision.kind in ("cnn", "resnet18"),
             f"grounding_head='attention' needs feature maps: vision.kind 'cnn' or 'resnet18', got '{self.vision.kind}'",
+        )
+        _check(
+            not self.grasp_offset or self.grounding_loss > 0,
+            "grasp_offset moves the grounding head's held scene estimate: it needs grounding_loss > 0",
         )
         _check(self.grounding_shift >= 0, f"grounding_shift must be >= 0 pixels, got {self.grounding_shift}")
         _check(self.obs_horizon >= 1, f"obs_horizon must be >= 1, got {self.obs_horizon}")

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from vla.runtime.grasp_offset import GraspOffset, grasp_offset_for
 from vla.types import ActionChunk, Observation
 
 MODES = ("chunk", "ensemble")
@@ -80,20 +81,35 @@ class ObservationHistory:
     With `ground` (a grounding policy's `ground`), it also holds the scene estimate of the episode's
     first frame and attaches it to every batch (`Observation.scene`): the estimate is right before the
     arm hides anything, and the policy was trained on a per-episode scene (vla.models.grounding). An
-    observation that brings its own `scene` keeps it.
+    observation that brings its own `scene` keeps it. With `grasp` (`vla.runtime.grasp_offset`), the
+    scene handed on has its place position moved by the offset of the episode's last grasp.
     """
 
-    def __init__(self, horizon: int, *, ground: Callable[[Observation], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        *,
+        ground: Callable[[Observation], np.ndarray] | None = None,
+        grasp: GraspOffset | None = None,
+    ) -> None:
         if horizon < 1:
             raise ValueError(f"observation horizon must be >= 1, got {horizon}")
         self.horizon = horizon
         self.ground = ground
+        self.grasp = grasp
         self.scene: np.ndarray | None = None
         self._frames: deque[Observation] = deque(maxlen=horizon)
+
+    @classmethod
+    def for_policy(cls, policy: Any) -> ObservationHistory:
+        """The history a controller keeps for `policy`: its horizon, scene estimator and grasp offset."""
+        return cls(obs_horizon_of(policy), ground=scene_estimator(policy), grasp=grasp_offset_for(policy))
 
     def reset(self) -> None:
         self._frames.clear()
         self.scene = None
+        if self.grasp is not None:
+            self.grasp.reset()
 
     def push(self, obs: Observation) -> Observation:
         """Adds a single-step observation and returns the stacked batch of one."""
@@ -109,12 +125,19 @@ class ObservationHistory:
         state = np.stack([f.state for f in frames])[None]  # (1, T, S)
         batch = Observation(images=images, state=state, instruction=[str(obs.instruction)])
         if obs.scene is not None:
-            return replace(batch, scene=np.asarray(obs.scene)[None])
+            return replace(batch, scene=self._with_grasp(obs.state, np.asarray(obs.scene)[None]))
         if self.ground is not None:
             if self.scene is None:
                 self.scene = np.asarray(self.ground(batch), dtype=np.float32)  # (1, L)
-            return replace(batch, scene=self.scene)
+            return replace(batch, scene=self._with_grasp(obs.state, self.scene))
         return batch
+
+    def _with_grasp(self, state: np.ndarray, scene: np.ndarray) -> np.ndarray:
+        """`scene` (1, L) as the policy should see it this step (moved by the last grasp's offset)."""
+        if self.grasp is None:
+            return scene
+        self.grasp.update(state, scene[0])
+        return self.grasp.apply(scene)
 
 
 def _first_chunk(chunk: ActionChunk) -> tuple[np.ndarray, float | None]:
@@ -137,7 +160,7 @@ class ChunkBroker:
             raise ValueError(f"execute_steps must be >= 1, got {execute_steps}")
         self.policy = policy
         self.execute_steps = execute_steps
-        self.history = ObservationHistory(obs_horizon_of(policy), ground=scene_estimator(policy))
+        self.history = ObservationHistory.for_policy(policy)
         self.last_confidence: float | None = None
         self.replanned = False
         self._chunk: np.ndarray | None = None
@@ -181,7 +204,7 @@ class TemporalEnsembler:
             raise ValueError(f"decay must be a finite number >= 0, got {decay}")
         self.policy = policy
         self.decay = decay
-        self.history = ObservationHistory(obs_horizon_of(policy), ground=scene_estimator(policy))
+        self.history = ObservationHistory.for_policy(policy)
         self.last_confidence: float | None = None
         self.replanned = False
         self._chunks: deque[tuple[int, np.ndarray]] = deque()  # (step the chunk was made at, [H, A])
