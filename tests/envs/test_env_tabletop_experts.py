@@ -83,3 +83,29 @@ def test_env_expert_regrasps_after_a_drop(make_env) -> None:
     first_carry = phases.index("carry")
     assert "descend" in phases[first_carry:], "expert did not go back for the object"
     assert info["success"]
+
+
+@pytest.mark.parametrize("family", ["pick_up", "stack"])
+def test_env_expert_grasps_from_straight_above_and_lifts_at_once(make_env, family) -> None:
+    # A pixel-free policy reads only the hand's offset to the object and the finger opening, so the
+    # demonstration must not show two actions for one such state: it closes over the object's centre
+    # (not on a diagonal descent) and lifts on the first frame whose fingers have closed (not after
+    # frames of waiting in the same pose, which taught a policy to wait forever: docs/measured.md).
+    env = make_env(family)
+    expert = TabletopExpert(env)
+    grip = env.embodiment.state_slice("gripper")
+    for seed in (0, 1, 2):
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        closed_at: np.ndarray | None = None
+        for _ in range(env.max_steps):
+            action = expert.act(obs)
+            width = float(obs["state"][grip][0])
+            if action[6] > 0.5 and width > 0.075 and closed_at is None:
+                closed_at = env.tcp_pose()[0] - env.object_position(env.task.target)
+            elif closed_at is not None and width < 0.075:
+                assert action[2] > 0.01, f"seed {seed}: first closed frame does not lift ({action[2]:.4f} m)"
+                break
+            obs, *_ = env.step(action)
+        assert closed_at is not None, f"seed {seed}: the expert never closed the gripper"
+        assert np.linalg.norm(closed_at[:2]) < 0.006, f"seed {seed}: closed {closed_at[:2]} m off-centre"
