@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from vla.envs.base import DEFAULT_SUITE
 from vla.registry import lookup
 
 C = TypeVar("C")
@@ -58,7 +59,7 @@ class TrainConfig:
         balance_families: sample every task family equally often.
         families: train only on these families (empty: all).
         augment: image augmentation (random shift, colour jitter, ...) and instruction paraphrasing.
-        paraphrase_prob: probability of replacing an instruction by a paraphrase (tabletop data only).
+        paraphrase_prob: probability of replacing an instruction by a paraphrase (data of a suite that offers `paraphrase`).
         stages: staged fine-tuning schedule (see `Stage`).
         time_budget_s: stop (and save) once this much wall time is spent (0: no limit).
         grounding: a grounding file (`vla collect-grounding`) to co-train the policy's grounding head
@@ -229,7 +230,7 @@ class EvalConfig:
     Attributes:
         checkpoint: the checkpoint directory.
         suite: simulator suite name (`vla env list`).
-        split: which split of the suite (tabletop: train, unseen, paraphrase, randomized).
+        split: which split of the suite (`vla env list` shows each suite's splits).
         families: task families to evaluate (empty: all of the suite's).
         episodes_per_task: episodes per family.
         workers: parallel rollout processes.
@@ -240,13 +241,13 @@ class EvalConfig:
         videos_per_family: episodes per family saved as video (and shown in the report).
         out: where results.json, report.html and videos go.
         threads_per_worker: torch threads in each rollout process.
-        oracle_scene: diagnostic for grounding policies: act on the simulator's true scene labels
-            (the episode's `grounding_labels`) instead of the policy's own held estimate, which
+        oracle_features: diagnostic for policies that estimate episode features (grounding): act
+            on the env's true values (the reset `info[name]`) instead of the policy's own held estimate, which
             separates perception errors from control errors. Results say so; never a headline figure.
     """
 
     checkpoint: str
-    suite: str = "tabletop"
+    suite: str = DEFAULT_SUITE
     split: str = "train"
     families: tuple[str, ...] = ()
     episodes_per_task: int = 10
@@ -258,7 +259,7 @@ class EvalConfig:
     videos_per_family: int = 1
     out: str = "runs/eval"
     threads_per_worker: int = 1
-    oracle_scene: bool = False
+    oracle_features: bool = False
 
     def __post_init__(self) -> None:
         if self.episodes_per_task <= 0:

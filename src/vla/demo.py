@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vla.envs.base import DEFAULT_SUITE
+
 DEMO_FAMILIES = ("pick_up", "touch", "push")
 # Measured (docs/measured.md, "Learning"): with the sub-goal loss, 700 demos per family (~33k steps,
 # ~2 min to collect with 2 workers) and ~3,800 steps of batch 64 reached 86% on new seeds;
@@ -60,7 +62,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
     if not data.exists():
         say(f"[1/3] collecting {cfg.episodes_per_task} expert demos x {len(cfg.families)} families -> {data}")
         summary = collect(
-            "tabletop",
+            DEFAULT_SUITE,
             out=data,
             families=cfg.families,
             episodes_per_task=cfg.episodes_per_task,
@@ -96,7 +98,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = lambda s: None) ->
     return evaluate(
         EvalConfig(
             checkpoint=str(ckpt),
-            suite="tabletop",
+            suite=DEFAULT_SUITE,
             split="train",
             families=cfg.families,
             episodes_per_task=cfg.eval_episodes,

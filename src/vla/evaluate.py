@@ -39,7 +39,7 @@ class EpisodeResult:
     interventions: int
     frames: list[np.ndarray] = field(default_factory=list)
     first_obs: dict[str, Any] | None = None
-    grounding_cm: tuple[float, float] | None = None
+    estimate_cm: dict[str, float] | None = None
 
 
 class _TimedPolicy:
@@ -49,8 +49,9 @@ class _TimedPolicy:
         self.policy = policy
         self.config = policy.config
         self.embodiment = policy.embodiment
+        self.estimates = tuple(getattr(policy, "estimates", ()))
         self.latencies_ms: list[float] = []
-        self.estimates: list[np.ndarray] = []
+        self.estimated: list[dict[str, np.ndarray]] = []
 
     def predict(self, obs: Observation) -> ActionChunk:
         t0 = time.perf_counter()
@@ -58,10 +59,10 @@ class _TimedPolicy:
         self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         return out
 
-    def ground(self, obs: Observation) -> np.ndarray:
-        """The policy's scene estimate (held per episode by the controller; once per episode)."""
-        out = self.policy.ground(obs)
-        self.estimates.append(out)
+    def estimate(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The policy's feature estimates (held per episode by the controller; once per episode)."""
+        out = self.policy.estimate(obs)
+        self.estimated.append(out)
         return out
 
 
@@ -128,14 +129,17 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
         "state": obs["state"].copy(),
         "instruction": obs["instruction"],
     }
-    # Diagnostic only (EvalConfig.oracle_scene): the true scene instead of the policy's estimate.
-    scene = np.asarray(info["grounding_labels"], np.float32) if cfg.oracle_scene else None
+    # Diagnostic only (EvalConfig.oracle_features): the env's true episode features instead of the
+    # policy's estimates.
+    given = {f: np.asarray(info[f], np.float32) for f in policy.estimates} if cfg.oracle_features else {}
     positions, frames = [obs["state"][ee]], []
     success, steps = False, 0
     for steps in range(1, env.max_steps + 1):  # noqa: B007 (steps is the episode length after the loop)
         if record:
             frames.append(np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1))
-        o = Observation(images=obs["images"], state=obs["state"], instruction=obs["instruction"], scene=scene)
+        o = Observation(
+            images=obs["images"], state=obs["state"], instruction=obs["instruction"], features=given
+        )
         action = controller.act(o)
         obs, _, terminated, truncated, info = env.step(action)
         positions.append(obs["state"][ee])
@@ -145,7 +149,7 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
     if record:
         frames.append(np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1))
     return EpisodeResult(
-        grounding_cm=_grounding_error_cm(timed.estimates, info_reset.get("grounding_labels")),
+        estimate_cm=estimate_error_cm(policy, timed.estimated, info_reset),
         family=family,
         seed=seed,
         instruction=first["instruction"],
@@ -159,29 +163,42 @@ def _rollout(job: tuple[EvalConfig, str, int, bool]) -> EpisodeResult:
     )
 
 
-def _grounding_error_cm(estimates: list[np.ndarray], truth: Any) -> tuple[float, float] | None:
-    """(target, place) distance in cm between the episode's first held scene estimate and the true
-    scene, when the policy estimated one and the suite labels its scenes."""
-    if not estimates or truth is None:
+def estimate_error_cm(
+    policy: Any, estimated: list[dict[str, np.ndarray]], truth: dict[str, Any]
+) -> dict[str, float] | None:
+    """Distance in cm between the episode's first held estimate and the env's true value, per
+    position part of each estimated feature ("scene.target": 1.3, ...); None when the policy
+    estimated nothing or the env does not report the feature."""
+    if not estimated:
         return None
-    est, true = np.asarray(estimates[0], np.float64).reshape(-1)[:6], np.asarray(truth, np.float64)[:6]
-    err = np.linalg.norm((est - true).reshape(2, 3), axis=1) * 100.0
-    return (float(err[0]), float(err[1]))
+    out: dict[str, float] = {}
+    for feat in policy.features:
+        if feat.name not in estimated[0] or feat.name not in truth:
+            continue
+        est = np.asarray(estimated[0][feat.name], np.float64).reshape(-1)
+        true = np.asarray(truth[feat.name], np.float64).reshape(-1)
+        for part in feat.parts:
+            if part.kind == "position":
+                sl = feat.slice(part.name)
+                out[f"{feat.name}.{part.name}"] = float(np.linalg.norm(est[sl] - true[sl]) * 100.0)
+    return out or None
 
 
 # ------------------------------------------------------------------------------------------- driver
 def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str]]:
     """Loads the checkpoint and checks it can drive the suite, before any rollout; returns (policy, families)."""
     from vla.envs import get_suite
-    from vla.envs.base import GroundingSuite
+    from vla.envs.base import suite_features
     from vla.models import Policy
 
     policy = Policy.from_pretrained(cfg.checkpoint)
     suite = get_suite(cfg.suite)
-    if cfg.oracle_scene and (policy.grounding is None or not isinstance(suite, GroundingSuite)):
+    declared = {f.name for f in suite_features(suite)}
+    if cfg.oracle_features and (not policy.estimates or not set(policy.estimates) <= declared):
         raise ValueError(
-            "oracle_scene needs a grounding policy (grounding_loss > 0) and a suite that labels its "
-            f"scenes; checkpoint {cfg.checkpoint} / suite '{cfg.suite}' is not both"
+            "oracle_features needs a policy that estimates episode features (grounding_loss > 0) and a "
+            f"suite that declares them; checkpoint {cfg.checkpoint} estimates {list(policy.estimates)}, "
+            f"suite '{cfg.suite}' declares {sorted(declared)}"
         )
     if cfg.split not in suite.splits:
         raise ValueError(f"suite '{cfg.suite}' has no split '{cfg.split}'; splits: {list(suite.splits)}")
@@ -261,12 +278,11 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
             "jerk": float(np.mean([r.jerk for r in rs])),
             "interventions": int(sum(r.interventions for r in rs)),
         }
-        errs = [r.grounding_cm for r in rs if r.grounding_cm is not None]
+        errs = [r.estimate_cm for r in rs if r.estimate_cm is not None]
         if errs:
-            # Median first-frame error of the held scene estimate (grounding policies; not oracle runs).
-            per_family[fam]["grounding_cm"] = {
-                "target_median": float(np.median([e[0] for e in errs])),
-                "place_median": float(np.median([e[1] for e in errs])),
+            # Median first-frame error of the held estimates, per position part (not oracle runs).
+            per_family[fam]["estimate_cm"] = {
+                f"{k}_median": float(np.median([e[k] for e in errs if k in e])) for k in errs[0]
             }
     n, k = len(results), sum(r.success for r in results)
     lat = np.asarray([x for r in results for x in r.latencies_ms] or [float("nan")])
@@ -296,7 +312,7 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
                 "instruction": r.instruction,
                 "success": r.success,
                 "length": r.length,
-                **({} if r.grounding_cm is None else {"grounding_cm": list(r.grounding_cm)}),
+                **({} if r.estimate_cm is None else {"estimate_cm": r.estimate_cm}),
             }
             for r in results
         ],

@@ -86,7 +86,7 @@ class Embodiment:
     """A robot as policies, datasets and the safety filter see it.
 
     Attributes:
-        name: e.g. "panda_tabletop".
+        name: e.g. "franka_panda".
         action_spaces: the action modes the robot accepts; the first is the default.
         state_fields: layout of the flat state vector, in order.
         cameras: camera names, in the order models see them.

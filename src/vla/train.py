@@ -33,6 +33,7 @@ from vla.data.augment import AugmentConfig, augment_batch
 from vla.data.grounding import GroundingSet
 from vla.data.reader import EpisodeDataset
 from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
+from vla.envs.base import suite_paraphraser
 from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
 from vla.models.language import build_vocab
 from vla.presets import get_preset
@@ -184,11 +185,8 @@ def _load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> _Data:
     wcfg = WindowConfig(obs_horizon=policy_cfg.obs_horizon, action_horizon=policy_cfg.action_horizon)
     train = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in train_eps])
     val = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in val_eps]) if val_eps else None
-    paraphrase = None
-    if reader.suite == "tabletop":
-        from vla.envs.tabletop.language import paraphrase as tabletop_paraphrase
-
-        paraphrase = tabletop_paraphrase
+    # Language augmentation is the suite's own (a suite without `paraphrase`, or imported data, has none).
+    paraphrase = suite_paraphraser(reader.suite) if reader.suite else None
     weights = train.family_weights() if cfg.balance_families else None
     grounding = load_grounding(cfg, policy_cfg, reader) if cfg.grounding else None
     return _Data(
@@ -274,7 +272,11 @@ def train(
     assert data.reader.stats is not None and data.reader.embodiment is not None
     torch.manual_seed(cfg.seed)
     policy = build_policy(
-        policy_cfg, embodiment=data.reader.embodiment, stats=data.reader.stats, device=device
+        policy_cfg,
+        embodiment=data.reader.embodiment,
+        stats=data.reader.stats,
+        features=data.reader.features,
+        device=device,
     )
     base_trainable = {n: p.requires_grad for n, p in policy.named_parameters()}
     optimizer = make_optimizer(policy, cfg)

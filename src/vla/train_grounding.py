@@ -35,6 +35,17 @@ def load_grounding(cfg: TrainConfig, policy_cfg: PolicyConfig, reader: EpisodeDa
             f"{cfg.grounding}: views hold a {g.state.shape[1]}-D robot state but the dataset's robot has "
             f"{reader.embodiment.state_dim}; make the views with the dataset's suite"
         )
+    if g.feature.name != policy_cfg.grounding_feature:
+        raise ValueError(
+            f"{cfg.grounding}: views labelled with feature '{g.feature.name}', but the policy's grounding "
+            f"head estimates '{policy_cfg.grounding_feature}' (-p grounding_feature=...)"
+        )
+    declared = {f.name: f for f in reader.features}
+    if g.feature.name not in declared or declared[g.feature.name] != g.feature:
+        raise ValueError(
+            f"{cfg.grounding}: feature '{g.feature.name}' of the views is not declared the same way by "
+            f"{cfg.dataset} (it declares {sorted(declared) or 'none'}); collect both with the same suite"
+        )
     missing = [c for c in policy_cfg.cameras if c not in g.cameras]
     if missing:
         raise ValueError(

@@ -5,8 +5,9 @@ Shape glossary (used in annotations and `# (B, T, ...)` comments across the code
     B   batch size
     T   observation history length (frames of context the policy sees; T=1 means the current frame)
     H   action horizon (length of a predicted action chunk)
-    A   action dimension (7 for tabletop's end-effector delta mode)
-    S   state dimension (proprioception, e.g. 22 for tabletop)
+    A   action dimension (from the embodiment's action space)
+    S   state dimension (proprioception, laid out by `Embodiment.state_fields`)
+    D   size of one declared feature (`vla.features.Feature.size`)
     V   number of cameras
     Hi, Wi   image height and width in pixels (images are always uint8 RGB, channels last)
 
@@ -38,14 +39,16 @@ class Observation:
         images: camera name -> uint8 [Hi, Wi, 3] (single step) or [B, T, Hi, Wi, 3] (batched).
         state: float32 [S] (single step) or [B, T, S] (batched).
         instruction: the command; a list of B strings when batched.
-        scene: optional float32 [L] (single step) or [B, L]: a scene estimate to act on, held from the
-            episode's first frame (`Policy.ground`); None lets a grounding policy estimate it.
+        features: declared features by name (`vla.features`): float32 [D] (single step) or [B, D]. A
+            policy that estimates an episode feature itself (`Policy.estimates`) acts on the value
+            given here when there is one (a controller holds the first frame's estimate) and
+            estimates it on this frame otherwise.
     """
 
     images: dict[str, np.ndarray]
     state: np.ndarray
     instruction: str | list[str]
-    scene: np.ndarray | None = None
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def batched(self) -> bool:
@@ -59,8 +62,10 @@ class Observation:
             raise ValueError(f"state must be [S] or [B, T, S], got shape {self.state.shape}")
         images = {k: v[None, None] for k, v in self.images.items()}
         instruction = [self.instruction] if isinstance(self.instruction, str) else list(self.instruction)
-        scene = None if self.scene is None else np.asarray(self.scene)[None]
-        return Observation(images=images, state=self.state[None, None], instruction=instruction, scene=scene)
+        features = {k: np.asarray(v)[None] for k, v in self.features.items()}
+        return Observation(
+            images=images, state=self.state[None, None], instruction=instruction, features=features
+        )
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,11 @@ class Batch:
         actions: float32 [B, H, A].
         action_pad: bool [B, H]; True where the step lies past the episode end (copied padding).
         family: B task-family names ("" when unknown), for per-family metrics and balanced sampling.
-        goal: float32 [B, E] hindsight sub-goal (end-effector position at the next gripper event, see
-            `vla.data.subgoals`), or None when the dataset's embodiment cannot define it.
-        scene: float32 [B, L] where the instructed objects were at the episode's start (the simulator's
-            grounding labels recorded with the demonstration, `vla.envs.tabletop.labels`), or None
-            when the dataset has none. scene_mask: float32 [B, L], 0 where a label does not apply.
+        features: extra fields by name, float32 [B, D] each: the dataset's declared episode features
+            (`vla.features`, with "<name>_mask" beside a masked one) and "subgoal" [B, 3], the
+            hindsight end-effector position at the next gripper event (`vla.data.subgoals`) when the
+            embodiment can define it. Auxiliary heads read the feature they attach to; a batch
+            without it trains without that loss.
     """
 
     images: dict[str, Any]
@@ -109,9 +114,7 @@ class Batch:
     actions: Any
     action_pad: Any
     family: list[str] = field(default_factory=list)
-    goal: Any = None
-    scene: Any = None
-    scene_mask: Any = None
+    features: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.instruction)
@@ -126,9 +129,7 @@ class Batch:
             actions=self.actions.to(device),
             action_pad=self.action_pad.to(device),
             family=self.family,
-            goal=None if self.goal is None else self.goal.to(device),
-            scene=None if self.scene is None else self.scene.to(device),
-            scene_mask=None if self.scene_mask is None else self.scene_mask.to(device),
+            features={k: v.to(device) for k, v in self.features.items()},
         )
 
 
@@ -204,14 +205,14 @@ class DatasetStats:
 
 @dataclass(frozen=True)
 class GroundingBatch:
-    """Labelled views for the grounding head (`vla.data.grounding`), torch tensors.
+    """Labelled views for a feature-estimating head (`vla.data.grounding`), torch tensors.
 
     Attributes:
         images: camera name -> uint8 [B, 1, Hi, Wi, 3].
         state: float32 [B, S], the robot state of each view (robot units).
         instruction: B strings.
-        labels: float32 [B, L] (target and place positions in metres, then yaw features).
-        mask: float32 [B, L]; 0 where a label does not apply (the yaw of a round object).
+        labels: float32 [B, D], values of the declared feature the views label.
+        mask: float32 [B, D]; 0 where a label does not apply.
     """
 
     images: dict[str, Any]

@@ -15,7 +15,7 @@ def test_data_grounding_round_trip(tmp_path) -> None:
     assert res["views"] == 8
     g = GroundingSet(out)
     assert len(g) == 8 and g.cameras == ("scene", "wrist") and g.suite == "tabletop"
-    assert g.label_names[:3] == ("target_x", "target_y", "target_z")
+    assert g.feature.name == "scene" and g.feature.layout()[0] == ("target", "position", 3)
     assert g.family[:4] == ["pick_up", "pick_up", "put_in", "put_in"]  # families take turns
     batch = g.get_batch(np.array([0, 5, 7]))
     assert batch.images["scene"].shape == (3, 1, 32, 32, 3)

@@ -161,35 +161,54 @@ def test_data_subgoals_follow_gripper_flips() -> None:
 def test_data_windows_carry_subgoals(small_dataset: tuple[Path, list[Episode]]) -> None:
     path, episodes = small_dataset
     ds = WindowDataset(path)
-    assert ds.goal is not None and ds.goal.shape == (len(ds), 2)
+    goal = ds.step_features["subgoal"]
+    assert goal.shape == (len(ds), 2)
     batch = ds.get_batch(np.arange(4))
-    assert batch.goal is not None and tuple(batch.goal.shape) == (4, 2)
+    assert tuple(batch.features["subgoal"].shape) == (4, 2)
     # Every sub-goal is an ee_pos the episode visits.
     first = episodes[0]
     visited = {tuple(r) for r in first.state[:, 3:5].tolist()}
-    assert all(tuple(g) in visited for g in ds.goal[: first.state.shape[0]].tolist())
+    assert all(tuple(g) in visited for g in goal[: first.state.shape[0]].tolist())
 
 
-def test_data_windows_carry_recorded_scene_labels(tmp_path: Path, rng, embodiment, episode_factory) -> None:
+def test_data_windows_carry_declared_episode_features(tmp_path: Path, rng, embodiment, episode_factory) -> None:
     from vla.data.writer import DatasetWriter
+    from vla.features import Feature, FeaturePart
 
+    # A suite-neutral declaration: the core knows no suite's feature by name.
+    goal = Feature("goal_spot", "episode", (FeaturePart("where", "position", 3), FeaturePart("w", "value", 1)), masked=True)
     make_episode = episode_factory
-    path = tmp_path / "scene.h5"
-    writer = DatasetWriter(path, embodiment=embodiment, suite="synthetic", env_args={})
+    path = tmp_path / "feat.h5"
+    writer = DatasetWriter(path, embodiment=embodiment, suite="synthetic", env_args={}, features=(goal,))
     for i, n in enumerate((4, 6)):
         ep = make_episode(rng, n, index=i)
-        ep.meta["grounding_labels"] = [float(i)] * 7 + [0.5]
-        ep.meta["grounding_mask"] = [1.0] * 6 + [0.0, 0.0]
+        ep.meta["goal_spot"] = [float(i)] * 3 + [0.5]
+        ep.meta["goal_spot_mask"] = [1.0] * 3 + [0.0]
         writer.append(ep)
     ds = WindowDataset(path)
-    b = ds.get_batch([0, 3, 4, 9])  # two windows of each episode: every window has its episode's scene
-    assert b.scene.shape == b.scene_mask.shape == (4, 8)
-    assert b.scene[:, 0].tolist() == [0.0, 0.0, 1.0, 1.0] and b.scene[:, 7].tolist() == [0.5] * 4
-    assert b.scene_mask[:, 6:].sum() == 0
-    assert collate_windows([ds[0], ds[5]]).scene[:, 0].tolist() == [0.0, 1.0]
-    # A dataset whose episodes do not all record a scene has none (training falls back to estimates).
-    assert WindowDataset(tmp_path / "scene.h5", episodes=[0]).scene is not None
+    assert ds.features == (goal,)
+    b = ds.get_batch([0, 3, 4, 9])  # two windows of each episode: every window has its episode's value
+    assert b.features["goal_spot"].shape == b.features["goal_spot_mask"].shape == (4, 4)
+    assert b.features["goal_spot"][:, 0].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert b.features["goal_spot"][:, 3].tolist() == [0.5] * 4
+    assert b.features["goal_spot_mask"][:, 3].sum() == 0
+    assert collate_windows([ds[0], ds[5]]).features["goal_spot"][:, 0].tolist() == [0.0, 1.0]
+    # A dataset that declares nothing carries nothing (its auxiliary losses are off).
     plain = tmp_path / "plain.h5"
     w2 = DatasetWriter(plain, embodiment=embodiment, suite="synthetic", env_args={})
     w2.append(make_episode(rng, 3))
-    assert WindowDataset(plain).get_batch([0]).scene is None
+    assert "goal_spot" not in WindowDataset(plain).get_batch([0]).features
+
+
+def test_data_episode_feature_of_the_wrong_size_is_an_error(tmp_path: Path, rng, embodiment, episode_factory) -> None:
+    from vla.data.writer import DatasetWriter
+    from vla.features import Feature, FeaturePart
+
+    feat = Feature("spot", "episode", (FeaturePart("where", "position", 3),))
+    path = tmp_path / "bad.h5"
+    writer = DatasetWriter(path, embodiment=embodiment, suite="synthetic", env_args={}, features=(feat,))
+    ep = episode_factory(rng, 4)
+    ep.meta["spot"] = [1.0, 2.0]
+    writer.append(ep)
+    with pytest.raises(ValueError, match=r"episode 0 meta 'spot': feature 'spot' must hold 3 values"):
+        WindowDataset(path)

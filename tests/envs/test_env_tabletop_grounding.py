@@ -64,8 +64,8 @@ def test_env_grounding_views_are_deterministic_and_varied() -> None:
     assert a["instruction"][0] == env.task.instruction
     for cam in ("scene", "wrist"):
         np.testing.assert_array_equal(a["images"][cam][0], obs["images"][cam])
-    np.testing.assert_allclose(info["grounding_labels"], a["labels"][0], atol=1e-5)
-    np.testing.assert_array_equal(info["grounding_mask"], a["mask"][0])
+    np.testing.assert_allclose(info["scene"], a["labels"][0], atol=1e-5)
+    np.testing.assert_array_equal(info["scene_mask"], a["mask"][0])
     env.close()
 
 

@@ -50,7 +50,7 @@ def test_models_goal_head_learns_where_the_spot_is(kit, tmp_path) -> None:
     data, goal = _spot_data(kit)
     policy = _build(kit, data, 1.0)
     assert policy.goal is not None
-    batch = dataclasses.replace(data.batch(), goal=goal)
+    batch = dataclasses.replace(data.batch(), features={"subgoal": goal})
     opt = torch.optim.AdamW(policy.parameters(), lr=3e-3, weight_decay=0.0)
     policy.train()
     first = None

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from vla.envs.tabletop.labels import SCENE
 from vla.models import Policy, build_policy
 from vla.presets import get_preset
 from vla.types import GroundingBatch
@@ -58,7 +59,9 @@ def _views(kit, n: int = 48, seed: int = 0, *, both_named: bool = False):
 def _build(kit, data, grounding_loss: float, embodiment=None, head: str = "mlp") -> Policy:
     torch.manual_seed(0)
     cfg = kit.tiny(get_preset("default"), grounding_loss=grounding_loss, goal_loss=0.0, grounding_head=head)
-    return build_policy(cfg, embodiment=embodiment or kit.embodiment_with_ee(), stats=data.stats())
+    return build_policy(
+        cfg, embodiment=embodiment or kit.embodiment_with_ee(), stats=data.stats(), features=(SCENE,)
+    )
 
 
 def test_models_grounding_head_only_when_asked_and_possible(kit) -> None:
@@ -95,7 +98,7 @@ def test_models_grounding_learns_which_spot_is_named(kit, tmp_path, head: str, b
         first = metrics["target_cm"] if first is None else first
     assert metrics["target_cm"] < 0.5 * first
     obs = dataclasses.replace(data.obs(), instruction=batch.instruction)
-    pred = torch.from_numpy(policy.ground(obs))  # (n, 8) label units
+    pred = torch.from_numpy(policy.estimate(obs)["scene"])  # (n, 8) label units
     assert pred.shape == (len(batch.instruction), 8)
     err = float((pred[:, 0:2] - batch.labels[:, 0:2]).abs().mean())
     swapped = float((pred[:, 0:2] - batch.labels[:, 3:5]).abs().mean())  # the other spot
@@ -106,7 +109,7 @@ def test_models_grounding_learns_which_spot_is_named(kit, tmp_path, head: str, b
         assert place < 0.3 * wrong, f"place error {place:.3f} vs {wrong:.3f} for the target spot"
     # Checkpoint data: saved and loaded with the policy, giving the same estimate.
     loaded = Policy.from_pretrained(policy.save_pretrained(tmp_path / "ckpt"))
-    np.testing.assert_allclose(loaded.ground(obs), pred.numpy(), atol=1e-5)
+    np.testing.assert_allclose(loaded.estimate(obs)["scene"], pred.numpy(), atol=1e-5)
 
 
 def test_models_grounding_token_is_detached_from_behaviour_cloning(kit) -> None:
@@ -144,35 +147,42 @@ def test_models_grounding_token_reads_the_recorded_or_held_scene(kit) -> None:
     data, views = _views(kit, n=8)
     torch.manual_seed(0)
     cfg = kit.tiny(get_preset("default"), grounding_loss=1.0, goal_loss=0.0, grounding_noise=0.0)
-    policy = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats())
+    policy = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats(), features=(SCENE,))
     policy.eval()  # no dropout: the losses below differ only through the scene
     batch = data.batch()
-    recorded = dataclasses.replace(batch, scene=views.labels, scene_mask=views.mask)
+    recorded = dataclasses.replace(batch, features={"scene": views.labels, "scene_mask": views.mask})
     moved = views.labels.clone()
     moved[:, 0:3] += 0.2
     with torch.no_grad():
         a = float(policy.loss(recorded)[0])
-        b = float(policy.loss(dataclasses.replace(recorded, scene=moved))[0])
+        b = float(
+            policy.loss(dataclasses.replace(recorded, features={**recorded.features, "scene": moved}))[0]
+        )
         live = float(policy.loss(batch)[0])  # no recorded scene: the head's own estimate
     assert a != b and a != live
     # Training noise: the same batch gives another token, hence another loss, on every draw.
     noisy = build_policy(
-        dataclasses.replace(cfg, grounding_noise=0.02), embodiment=policy.embodiment, stats=data.stats()
+        dataclasses.replace(cfg, grounding_noise=0.02),
+        embodiment=policy.embodiment,
+        stats=data.stats(),
+        features=(SCENE,),
     ).eval()
     with torch.no_grad():
         assert float(noisy.loss(recorded)[0]) != float(noisy.loss(recorded)[0])
     # At run time a held scene replaces the live estimate; holding this frame's estimate changes nothing.
     obs = dataclasses.replace(data.obs(), instruction=views.instruction)
-    est = policy.ground(obs)
+    est = policy.estimate(obs)["scene"]
     np.testing.assert_allclose(
-        policy.predict(dataclasses.replace(obs, scene=est)).actions, policy.predict(obs).actions, atol=1e-6
+        policy.predict(dataclasses.replace(obs, features={"scene": est})).actions,
+        policy.predict(obs).actions,
+        atol=1e-6,
     )
-    other = policy.predict(dataclasses.replace(obs, scene=moved.numpy())).actions
+    other = policy.predict(dataclasses.replace(obs, features={"scene": moved.numpy()})).actions
     assert not np.allclose(other, policy.predict(obs).actions, atol=1e-4)
     with pytest.raises(ValueError, match="'scene' must hold 8"):
-        policy.predict(dataclasses.replace(obs, scene=est[:, :6]))
+        policy.predict(dataclasses.replace(obs, features={"scene": est[:, :6]}))
     with pytest.raises(ValueError, match="'scene' holds NaN"):
-        policy.predict(dataclasses.replace(obs, scene=np.full_like(est, np.nan)))
+        policy.predict(dataclasses.replace(obs, features={"scene": np.full_like(est, np.nan)}))
 
 
 @pytest.mark.parametrize("which", ["none", "wrist"])
@@ -182,9 +192,13 @@ def test_models_fusion_vision_limits_what_the_action_path_sees(kit, which: str, 
     cfg = kit.tiny(get_preset("grounded"), goal_loss=0.0, grounding_noise=0.0)
     # The preset's state fields are tabletop's; this toy robot has others.
     cfg = cfg.override({"fusion.vision": which, "fusion.state_fields": ()})
-    policy = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats()).eval()
+    policy = build_policy(
+        cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats(), features=(SCENE,)
+    ).eval()
     assert policy.reads_vision == (which == "wrist")
-    obs = dataclasses.replace(data.obs(), instruction=views.instruction, scene=views.labels.numpy())
+    obs = dataclasses.replace(
+        data.obs(), instruction=views.instruction, features={"scene": views.labels.numpy()}
+    )
     base = policy.predict(obs).actions
     # With the scene held, a different scene-camera image cannot change the actions...
     flipped = {**obs.images, "scene": obs.images["scene"][..., ::-1, :, :].copy()}
@@ -196,7 +210,9 @@ def test_models_fusion_vision_limits_what_the_action_path_sees(kit, which: str, 
     # Training still works (no vision pass at all for "none" when the scene is recorded) and the
     # setting travels with the checkpoint.
     policy.train()
-    loss, _ = policy.loss(dataclasses.replace(data.batch(), scene=views.labels, scene_mask=views.mask))
+    loss, _ = policy.loss(
+        dataclasses.replace(data.batch(), features={"scene": views.labels, "scene_mask": views.mask})
+    )
     loss.backward()
     loaded = Policy.from_pretrained(policy.eval().save_pretrained(tmp_path / "ckpt"))
     assert loaded.config.fusion.vision == which
@@ -215,7 +231,9 @@ def test_models_state_fields_choose_what_the_state_token_reads(kit) -> None:
     data, _ = _views(kit, n=4)
     torch.manual_seed(0)
     cfg = kit.tiny(get_preset("default"), goal_loss=0.0).override({"fusion.state_fields": "joints"})
-    policy = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats()).eval()
+    policy = build_policy(
+        cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats(), features=(SCENE,)
+    ).eval()
     obs = data.obs()
     base = policy.predict(obs).actions
     moved = obs.state.copy()
@@ -225,4 +243,4 @@ def test_models_state_fields_choose_what_the_state_token_reads(kit) -> None:
     assert not np.allclose(policy.predict(dataclasses.replace(obs, state=moved)).actions, base, atol=1e-5)
     bad = cfg.override({"fusion.state_fields": "joints,elbow"})
     with pytest.raises(ValueError, match=r"fusion.state_fields \['elbow'\] are not state fields"):
-        build_policy(bad, embodiment=kit.embodiment_with_ee(), stats=data.stats())
+        build_policy(bad, embodiment=kit.embodiment_with_ee(), stats=data.stats(), features=(SCENE,))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from vla.envs.tabletop.labels import SCENE
 from vla.models import build_policy
 from vla.models.shift_views import shift_grid, shifted_copies
 from vla.presets import get_preset
@@ -38,13 +39,15 @@ def test_models_ground_averages_over_shifted_views(kit) -> None:
     data = kit.make_toy(n=3, seed=0)
     torch.manual_seed(0)
     cfg = kit.tiny(get_preset("default"), grounding_loss=1.0, goal_loss=0.0)
-    plain = build_policy(cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats()).eval()
+    plain = build_policy(
+        cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats(), features=(SCENE,)
+    ).eval()
     shifted = build_policy(
         dataclasses.replace(cfg, grounding_shift=2), embodiment=plain.embodiment, stats=data.stats()
     ).eval()
     shifted.load_state_dict(plain.state_dict())
     obs = data.obs()
-    one, avg = plain.ground(obs), shifted.ground(obs)
+    one, avg = plain.estimate(obs)["scene"], shifted.estimate(obs)["scene"]
     assert avg.shape == one.shape == (3, 8) and np.isfinite(avg).all()
     assert not np.allclose(avg, one, atol=1e-6)  # the other eight views count
     # Each row is the mean of that row's nine views: a batch of one gives the same row.

@@ -222,7 +222,9 @@ def build_tiny_policy(**overrides):
             **overrides,
         }
     )
-    return build_policy(cfg, embodiment=emb, stats=stats)
+    from vla.envs.tabletop.labels import SCENE
+
+    return build_policy(cfg, embodiment=emb, stats=stats, features=(SCENE,))
 
 
 @pytest.fixture(scope="session")

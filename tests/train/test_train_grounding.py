@@ -86,7 +86,7 @@ def test_grounded_policy_trains_on_recorded_scenes_and_evaluates(views, tiny, tm
 
     data = tmp_path / "touch.h5"
     collect("tabletop", out=data, families=("touch",), episodes_per_task=2, workers=1, image_size=16)
-    assert WindowDataset(data).scene is not None  # the demonstrations carry their scene labels
+    assert "scene" in WindowDataset(data).episode_features  # the demonstrations carry their scene labels
     res = train(_cfg(data, views, tmp_path / "run", tiny, 2), progress=False)
     ckpt = res["checkpoint"]
 
@@ -97,22 +97,22 @@ def test_grounded_policy_trains_on_recorded_scenes_and_evaluates(views, tiny, tm
             episodes_per_task=1,
             workers=1,
             videos_per_family=0,
-            oracle_scene=oracle,
+            oracle_features=oracle,
             out=str(tmp_path / name),
         )
         return evaluate(cfg)
 
     for oracle in (False, True):
         out = run(ckpt, oracle, f"eval_{oracle}")
-        assert out["config"]["oracle_scene"] is oracle and out["per_family"]["touch"]["episodes"] == 1
+        assert out["config"]["oracle_features"] is oracle and out["per_family"]["touch"]["episodes"] == 1
         assert out["config"]["execute_steps"] == 1  # 0 asked: the grounded preset's own re-planning
         # The held estimate's first-frame error is reported; an oracle run holds no estimate.
-        err = out["per_family"]["touch"].get("grounding_cm")
+        err = out["per_family"]["touch"].get("estimate_cm")
         assert (err is None) is oracle
         if err is not None:
-            assert err["target_median"] >= 0 and np.isfinite(err["place_median"])
-            assert len(out["rollouts"][0]["grounding_cm"]) == 2
+            assert err["scene.target_median"] >= 0 and np.isfinite(err["scene.place_median"])
+            assert sorted(out["rollouts"][0]["estimate_cm"]) == ["scene.place", "scene.target"]
     plain_cfg = _cfg(data, views, tmp_path / "plain", tiny, 1)
     plain = train(dataclasses.replace(plain_cfg, preset="default", grounding=None), progress=False)
-    with pytest.raises(ValueError, match="oracle_scene needs a grounding policy"):
+    with pytest.raises(ValueError, match="oracle_features needs a policy that estimates"):
         run(plain["checkpoint"], True, "eval_plain")

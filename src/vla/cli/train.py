@@ -93,9 +93,13 @@ def eval_cmd(
     unsafe_no_filter: Annotated[
         bool, Opt("--unsafe-no-filter", help="run WITHOUT the safety filter")
     ] = False,
-    oracle_scene: Annotated[
+    oracle_features: Annotated[
         bool,
-        Opt("--oracle-scene", help="diagnostic: a grounding policy acts on the true scene, not its estimate"),
+        Opt(
+            "--oracle-features",
+            help="diagnostic: a policy that estimates episode features (grounding) acts on their true "
+            "values, not its estimate",
+        ),
     ] = False,
 ) -> None:
     """Roll a checkpoint out in simulation; print the success table, write results.json and report.html."""
@@ -116,11 +120,11 @@ def eval_cmd(
             controller=controller,
             execute_steps=execute_steps,
             safety=not unsafe_no_filter,
-            out=str(out or checkpoint.parent / f"eval_{split}{'_oracle' if oracle_scene else ''}"),
-            oracle_scene=oracle_scene,
+            out=str(out or checkpoint.parent / f"eval_{split}{'_oracle' if oracle_features else ''}"),
+            oracle_features=oracle_features,
         )
-        if oracle_scene:
-            typer.echo("diagnostic run: the policy acts on the TRUE scene labels, not on its own estimate")
+        if oracle_features:
+            typer.echo("diagnostic run: the policy acts on the TRUE feature values, not on its own estimate")
         results = evaluate(cfg)
     except (ValueError, KeyError, FileNotFoundError) as e:
         _fail(e)

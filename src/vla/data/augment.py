@@ -233,7 +233,7 @@ def paraphrase_instructions(
 ) -> list[str]:
     """Replaces each instruction by `paraphrase(instruction, rng)` with probability `p`.
 
-    For tabletop data pass `vla.envs.tabletop.language.paraphrase`.
+    Training passes the dataset's suite's `paraphrase` (`vla.envs.base.suite_paraphraser`).
     """
     return [paraphrase(s, rng) if rng.random() < p else s for s in instructions]
 

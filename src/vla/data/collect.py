@@ -20,7 +20,7 @@ from vla.data.episode import Episode
 from vla.data.reader import EpisodeDataset
 from vla.data.stats import compute_and_store
 from vla.data.writer import DatasetWriter
-from vla.envs.base import get_suite
+from vla.envs.base import DEFAULT_SUITE, get_suite, suite_features
 from vla.envs.rollout import EpisodeResult, iter_episodes, make_jobs
 from vla.types import DatasetStats
 
@@ -30,7 +30,7 @@ class CollectConfig:
     """What to collect.
 
     Attributes:
-        suite: a registered suite name (e.g. "tabletop").
+        suite: a registered suite name (`vla env list`).
         episodes_per_task: episodes to record per task family (successful ones, unless keep_failed).
         families: the families to record (empty: all of the suite's).
         split: the suite split to draw episodes from.
@@ -43,7 +43,7 @@ class CollectConfig:
         randomize: domain randomization in the env (lighting, colours, camera jitter).
     """
 
-    suite: str = "tabletop"
+    suite: str = DEFAULT_SUITE
     episodes_per_task: int = 50
     families: tuple[str, ...] = ()
     split: str = "train"
@@ -189,7 +189,9 @@ def run_collection(
         "control_hz": embodiment.control_hz,
     }
     next_seed = _next_seeds(Path(out), families, split=cfg.split, first=cfg.seed)
-    writer = DatasetWriter(out, embodiment=embodiment, suite=cfg.suite, env_args=env_args)
+    writer = DatasetWriter(
+        out, embodiment=embodiment, suite=cfg.suite, env_args=env_args, features=suite_features(suite)
+    )
     report = CollectReport(
         path=Path(out), recorded=dict.fromkeys(families, 0), failures=dict.fromkeys(families, 0)
     )

@@ -1,13 +1,14 @@
-"""Grounding sets: labelled rendered views (images + instruction -> object positions) in one HDF5 file.
+"""Grounding sets: rendered views labelled with one declared feature (images + instruction -> its value).
 
-Made by `vla collect-grounding` from a suite that can label its scenes (`suite.grounding_scenes`, see
-`vla.envs.tabletop.grounding` for what the labels mean and why they are not demonstrations), read by
-`vla train --grounding FILE`, which co-trains the policy's grounding head on them.
+Made by `vla collect-grounding` from a suite that can label its scenes (`GroundingSuite`: the suite's
+`grounding_feature` and `grounding_scenes`), read by `vla train --grounding FILE`, which co-trains the
+policy's grounding head (the head that estimates that feature) on them.
 
 Layout: `images/<camera>` uint8 [N, Hi, Wi, 3]; `state` float32 [N, S] (the robot state of each view,
 so the head can turn what the wrist camera sees into table coordinates); `instruction` and `family`
 UTF-8 strings [N];
-`labels` and `mask` float32 [N, L]; attributes `format`, `suite`, `label_names` (JSON), `cameras` (JSON).
+`labels` and `mask` float32 [N, D]; attributes `format`, `suite`, `feature` (the declaration, JSON),
+`cameras` (JSON).
 Scene seeds start at `SEED_OFFSET`, far from the seeds demonstrations (0...) and evaluations (100000...)
 use, so no evaluated layout is ever a grounding scene.
 """
@@ -26,9 +27,10 @@ import numpy as np
 import torch
 
 from vla.envs.base import GroundingSuite, get_suite
+from vla.features import Feature
 from vla.types import GroundingBatch
 
-FORMAT = "vla-grounding-1"
+FORMAT = "vla-grounding-2"  # 2: the labels' feature declaration replaces a list of label names
 SEED_OFFSET = 50_000_000
 CHUNK_SCENES = 50  # scenes per worker task: big enough to amortize env start-up, small for progress
 
@@ -48,7 +50,7 @@ class GroundingSet:
             if f.attrs.get("format") != FORMAT:
                 raise ValueError(f"{self.path}: not a grounding set (format {f.attrs.get('format')!r}, expected {FORMAT!r})")
             self.suite = str(f.attrs["suite"])
-            self.label_names = tuple(json.loads(f.attrs["label_names"]))
+            self.feature = Feature.from_dict(json.loads(f.attrs["feature"]))
             self.cameras = tuple(json.loads(f.attrs["cameras"]))
             self.images = {c: f[f"images/{c}"][()] for c in self.cameras}
             self.instruction = [s.decode() if isinstance(s, bytes) else str(s) for s in f["instruction"][()]]
@@ -62,7 +64,7 @@ class GroundingSet:
                 raise ValueError(f"{self.path}: images/{c} must be uint8 [{n}, Hi, Wi, 3], got {im.dtype} {im.shape}")
         if self.state.ndim != 2 or self.state.shape[0] != n:
             raise ValueError(f"{self.path}: state must be float32 [{n}, S], got {self.state.shape}")
-        want = (n, len(self.label_names))
+        want = (n, self.feature.size)
         if self.labels.shape != want or self.mask.shape != want:
             raise ValueError(
                 f"{self.path}: labels and mask must be [{want[0]}, {want[1]}], got {self.labels.shape} and {self.mask.shape}"
@@ -154,7 +156,7 @@ def collect_grounding(
             f.attrs["format"] = FORMAT
             f.attrs["suite"] = suite
             f.attrs["split"] = split
-            f.attrs["label_names"] = json.dumps(list(s.grounding_labels))
+            f.attrs["feature"] = json.dumps(s.grounding_feature.to_dict())
             f.attrs["cameras"] = json.dumps(sorted(part["images"]))
         os.replace(tmp, out)  # a crash leaves no half-written file under the final name
     finally:

@@ -19,6 +19,7 @@ import numpy as np
 from vla.data.episode import Episode
 from vla.data.journal import file_lock, journal_path, recover
 from vla.data.layout import FORMAT, IMAGE_SUFFIX, STATE_KEY, demo_number
+from vla.features import Feature, features_from_json
 from vla.spaces import Embodiment
 from vla.types import DatasetStats
 
@@ -100,6 +101,10 @@ class EpisodeDataset:
         emb = self._attr_json(f, "embodiment", "", None)
         self.embodiment: Embodiment | None = Embodiment.from_dict(emb) if emb else None
         self.suite: str = str(f.attrs.get("suite", ""))
+        # Declared extras (vla.features); episode features live in each episode's meta by name.
+        self.features: tuple[Feature, ...] = features_from_json(
+            self._attr_json(f, "features", "", None), where=f"{self.path}: features"
+        )
         self.env_args: dict[str, Any] = self._attr_json(f, "env_args", "", {})
         stats = self._attr_json(f, "stats", "", None)
         self.stats: DatasetStats | None = (

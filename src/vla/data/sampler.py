@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from vla.data.reader import EpisodeDataset
-from vla.data.subgoals import dataset_subgoals
+from vla.data.subgoals import SUBGOAL, dataset_subgoals
+from vla.features import Feature
 from vla.types import Batch
 
 
@@ -117,8 +118,13 @@ class WindowDataset(Dataset[Batch]):
         pairs = [reader.read_low_dim(e) for e in self.episodes]
         self.state = np.concatenate([s for s, _ in pairs])  # (N, S)
         self.actions = np.concatenate([a for _, a in pairs])  # (N, A)
-        self.goal = dataset_subgoals(self.state, self.actions, self.ep_start, self.ep_end, self.embodiment)
-        self.scene, self.scene_mask = _episode_scenes([i.meta for i in infos])
+        # Per-step extras (B, D) cut at the window's anchor; per-episode ones (E, D) by episode.
+        self.step_features: dict[str, np.ndarray] = {}
+        goal = dataset_subgoals(self.state, self.actions, self.ep_start, self.ep_end, self.embodiment)
+        if goal is not None:
+            self.step_features[SUBGOAL] = goal
+        self.features = reader.features
+        self.episode_features = episode_features(reader.features, [i.meta for i in infos], where=str(self.path))
         self._load_images(reader, lengths)
         if not isinstance(source, EpisodeDataset):
             reader.close()
@@ -201,9 +207,10 @@ class WindowDataset(Dataset[Batch]):
             actions=torch.from_numpy(self.actions[act_idx]),  # (B, H, A)
             action_pad=torch.from_numpy(act_pad),
             family=[self.families[e] for e in ep],
-            goal=None if self.goal is None else torch.from_numpy(self.goal[idx]),  # (B, E)
-            scene=None if self.scene is None else torch.from_numpy(self.scene[ep]),  # (B, L)
-            scene_mask=None if self.scene_mask is None else torch.from_numpy(self.scene_mask[ep]),
+            features={
+                **{k: torch.from_numpy(v[idx]) for k, v in self.step_features.items()},  # (B, D)
+                **{k: torch.from_numpy(v[ep]) for k, v in self.episode_features.items()},  # (B, D)
+            },
         )
 
     def __getitem__(self, index: int) -> Batch:
@@ -249,19 +256,26 @@ def collate_windows(items: Batch | list[Batch]) -> Batch:
         actions=torch.cat([b.actions for b in items]),
         action_pad=torch.cat([b.action_pad for b in items]),
         family=[s for b in items for s in b.family],
-        goal=None if items[0].goal is None else torch.cat([b.goal for b in items]),
-        scene=None if items[0].scene is None else torch.cat([b.scene for b in items]),
-        scene_mask=None if items[0].scene_mask is None else torch.cat([b.scene_mask for b in items]),
+        features={k: torch.cat([b.features[k] for b in items]) for k in items[0].features},
     )
 
 
-def _episode_scenes(metas: list[dict[str, Any]]) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per-episode grounding labels float32 [E, L] and masks from episode metadata ("grounding_labels",
-    "grounding_mask", written by envs that know their scene), or (None, None) unless every episode
-    has them with one length."""
-    rows = [m.get(k) for k in ("grounding_labels", "grounding_mask") for m in metas]
-    lists = [v for v in rows if isinstance(v, list)]
-    if not metas or len(lists) != len(rows) or len({len(v) for v in lists}) != 1:
-        return None, None
-    n = len(metas)
-    return np.asarray(lists[:n], dtype=np.float32), np.asarray(lists[n:], dtype=np.float32)
+def episode_features(
+    features: tuple[Feature, ...], metas: list[dict[str, Any]], *, where: str
+) -> dict[str, np.ndarray]:
+    """The declared episode features (and masks) of every episode, float32 [E, D] by name.
+
+    A feature some episode lacks is left out (its loss is then off), so a dataset merged from two
+    suites still trains; a value of the wrong size is an error naming the episode.
+    """
+    out: dict[str, np.ndarray] = {}
+    for feat in features:
+        if feat.scope != "episode":
+            continue
+        keys = [feat.name] + ([feat.mask_key] if feat.masked else [])
+        if not metas or any(k not in m for m in metas for k in keys):
+            continue
+        for k in keys:
+            rows = [feat.check(m[k], where=f"{where} episode {e} meta '{k}'") for e, m in enumerate(metas)]
+            out[k] = np.stack(rows).astype(np.float32)
+    return out

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from vla.features import SUBGOAL
 from vla.spaces import Embodiment
+
+__all__ = ["SUBGOAL", "dataset_subgoals", "subgoal_layout"]
 
 GRIPPER_THRESHOLD = 0.5  # a gripper command in [0, 1]: above means closed
 

@@ -18,6 +18,7 @@ import numpy as np
 from vla.data.episode import Episode
 from vla.data.journal import JournaledFile, file_lock, recover
 from vla.data.layout import COMPRESSIONS, FORMAT, STATE_KEY, demo_name, image_key
+from vla.features import Feature, features_to_json
 from vla.spaces import Embodiment
 from vla.types import DatasetStats
 
@@ -40,7 +41,9 @@ class DatasetWriter:
     Args:
         path: the .h5 file (created with its parent folders if missing).
         embodiment: the robot the episodes come from; stored once, checked on every later open.
-        suite: the suite name (e.g. "tabletop"), "" if none.
+        suite: the suite name, "" if none.
+        features: the extra fields the suite declares (`vla.features`); episode features travel in
+            each episode's meta under their names.
         env_args: how the episodes' envs were made (image size, control mode, ...), JSON-serializable.
         compression: image compression: "gzip" (level 1, default: read as fast as lzf here, 1/3
             smaller, and readable by any HDF5 tool, while lzf needs h5py's filter), "lzf" or "none".
@@ -52,6 +55,7 @@ class DatasetWriter:
         *,
         embodiment: Embodiment | None = None,
         suite: str = "",
+        features: tuple[Feature, ...] = (),
         env_args: dict[str, Any] | None = None,
         compression: str = "gzip",
     ) -> None:
@@ -64,9 +68,11 @@ class DatasetWriter:
                 recover(self.path)
                 self._check_existing(embodiment)
         else:
-            self._create(embodiment, suite, env_args or {})
+            self._create(embodiment, suite, env_args or {}, features)
 
-    def _create(self, embodiment: Embodiment | None, suite: str, env_args: dict[str, Any]) -> None:
+    def _create(
+        self, embodiment: Embodiment | None, suite: str, env_args: dict[str, Any], features: tuple[Feature, ...]
+    ) -> None:
         # Built under a temporary name and renamed: a kill leaves either no file or a valid empty one.
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -74,6 +80,7 @@ class DatasetWriter:
             f.attrs["vla_format"] = FORMAT
             f.attrs["embodiment"] = to_json(embodiment.to_dict()) if embodiment is not None else ""
             f.attrs["suite"] = suite
+            f.attrs["features"] = to_json(features_to_json(features))
             f.attrs["env_args"] = to_json(env_args)
             data = f.create_group("data")
             data.attrs["episodes"] = "[]"

@@ -9,6 +9,12 @@ Observation dict of every env (single step, no batch axis):
     obs["state"]: float32 [S], laid out by `env.embodiment.state_fields`
     obs["instruction"]: str
 Info dict: info["success"] (bool) always; info["family"] (task family name) when the suite has families.
+
+Declared extras (`vla.features`): a suite lists the features its envs provide in `features`; an env
+writes each episode feature into `env.episode_meta[name]` (and the reset `info[name]`, with
+`name + "_mask"` beside a masked one). Optional suite methods, looked up by name so a suite without
+them needs nothing: `paraphrase(instruction, rng) -> str` (language augmentation in training) and,
+for `vla collect-grounding`, `GroundingSuite`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from vla.features import Feature
 from vla.registry import lookup
 from vla.spaces import Embodiment
 
@@ -49,7 +56,7 @@ class Expert(Protocol):
 
 
 class Suite(Protocol):
-    """A family of related envs (e.g. the built-in `tabletop`), with splits for generalization tests."""
+    """A family of related envs (the built-in ones are under `vla.envs`), with splits for generalization tests."""
 
     name: str
     families: tuple[str, ...]
@@ -59,12 +66,16 @@ class Suite(Protocol):
 
     def expert(self, env: Env) -> Expert: ...
 
+    def embodiment(self, image_size: tuple[int, int] = (96, 96)) -> Embodiment:
+        """The robot its envs share (benchmarks and tools build policies for it without an env)."""
+        ...
+
 
 @runtime_checkable
 class GroundingSuite(Protocol):
-    """A suite that can label its own scenes for grounding pretraining (`vla collect-grounding`)."""
+    """A suite that can label views of its scenes with one of its features (`vla collect-grounding`)."""
 
-    grounding_labels: tuple[str, ...]
+    grounding_feature: Feature
 
     def grounding_scenes(
         self, seeds: list[int], *, family_of: list[str], views: int, split: str, image_size: tuple[int, int]
@@ -72,6 +83,22 @@ class GroundingSuite(Protocol):
 
 
 _SUITES: dict[str, Callable[[], Suite]] = {}
+# The suite commands and configs use when none is named.
+DEFAULT_SUITE = "tabletop"
+
+
+def suite_features(suite: Any) -> tuple[Feature, ...]:
+    """The features `suite` declares (none when it declares nothing)."""
+    return tuple(getattr(suite, "features", ()) or ())
+
+
+def suite_paraphraser(suite_name: str) -> Callable[[str, Any], str] | None:
+    """The registered suite's `paraphrase(instruction, rng)`, or None (unknown suite or none offered)."""
+    _load_builtin()
+    if suite_name not in _SUITES:
+        return None
+    fn = getattr(_SUITES[suite_name](), "paraphrase", None)
+    return fn if callable(fn) else None
 
 
 def register_suite(name: str, factory: Callable[[], Suite]) -> None:

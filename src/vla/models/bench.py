@@ -1,6 +1,6 @@
 """Speed of a policy family on this CPU: per-call `predict` latency and training throughput.
 
-Measured on the tabletop embodiment (22-D state, 7-D actions, two 96 x 96 cameras) with random inputs
+Measured on the default suite's robot (`vla.envs.base.DEFAULT_SUITE`: 22-D state, 7-D actions, two 96 x 96 cameras) with random inputs
 and synthetic statistics, so no dataset is needed; speed does not depend on what the weights learned.
 The thread count is set explicitly (and restored), because on a shared 2-core machine it decides the
 figure more than the model does (FACTS.md); p95 is reported beside the median for the same reason.
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vla.features import Feature
 from vla.models.config import PolicyConfig, parse_overrides
 from vla.models.policy import Policy, build_policy
 from vla.spaces import Embodiment
@@ -58,11 +59,12 @@ class ModelBenchConfig:
             )
 
 
-def tabletop_embodiment(image_size: tuple[int, int]) -> Embodiment:
-    """The tabletop Panda (22-D state, 7-D ee-delta actions, scene + wrist cameras)."""
-    from vla.envs.tabletop.embodiment import make_embodiment
+def suite_embodiment(image_size: tuple[int, int], suite: str = "") -> tuple[Embodiment, tuple[Feature, ...]]:
+    """The robot of `suite` (the default suite when empty) at `image_size`, and the suite's features."""
+    from vla.envs.base import DEFAULT_SUITE, get_suite, suite_features
 
-    return make_embodiment(image_size)
+    s = get_suite(suite or DEFAULT_SUITE)
+    return s.embodiment(image_size), suite_features(s)
 
 
 def synthetic_stats(embodiment: Embodiment) -> DatasetStats:
@@ -137,10 +139,10 @@ def time_training(policy: Policy, *, batch_size: int, steps: int, seed: int = 0)
 
 
 def build_for_bench(cfg: PolicyConfig, *, seed: int = 0) -> Policy:
-    """A freshly initialized policy on the tabletop embodiment with synthetic statistics."""
+    """A freshly initialized policy on the default suite's robot with synthetic statistics."""
     torch.manual_seed(seed)
-    emb = tabletop_embodiment(cfg.image_size)
-    return build_policy(cfg, embodiment=emb, stats=synthetic_stats(emb))
+    emb, features = suite_embodiment(cfg.image_size)
+    return build_policy(cfg, embodiment=emb, stats=synthetic_stats(emb), features=features)
 
 
 def run_model_bench(cfg: ModelBenchConfig) -> dict[str, Any]:

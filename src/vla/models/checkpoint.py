@@ -3,7 +3,8 @@
 config.json        PolicyConfig (validated on load)
 model.safetensors  weights (safetensors only; pickled .bin/.pt/.pkl files are never opened)
 stats.json         normalization statistics (DatasetStats); a checkpoint without them does not load
-metadata.json      embodiment, cameras, image size, instruction encoder, vla version, caller's extras
+metadata.json      embodiment, declared features, cameras, image size, instruction encoder, vla version,
+                   caller's extras
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import vla
+from vla.features import features_from_json, features_to_json
 from vla.models.config import PolicyConfig
 from vla.models.language import encoder_name
 from vla.models.policy import Policy
@@ -42,6 +44,7 @@ def save_policy(policy: Policy, directory: str | Path, *, metadata: dict[str, An
         "vla_version": vla.__version__,
         "policy": cfg.name,
         "embodiment": policy.embodiment.to_dict(),
+        "features": features_to_json(policy.features),
         "cameras": list(cfg.cameras),
         "image_size": list(cfg.image_size),
         "obs_horizon": cfg.obs_horizon,
@@ -102,6 +105,7 @@ def load_policy(directory: str | Path, *, device: str | torch.device = "cpu") ->
         stats=stats,
         device="cpu",
         vision_backbone_config=meta.get("vision_backbone_config"),
+        features=features_from_json(meta.get("features"), where=f"checkpoint '{d}' metadata.json"),
     )
     state = load_file(str(weights))
     result = policy.load_state_dict(state, strict=False)

@@ -63,14 +63,14 @@ def validate_observation(obs: Observation, cfg: PolicyConfig, state_dim: int) ->
             raise ValueError(
                 f"image '{c}' must be uint8 {want}, got shape {img.shape if not single else img.shape[2:]}"
             )
-    if b.scene is not None:
-        scene = np.asarray(b.scene)
-        if scene.ndim != 2 or scene.shape[0] != B or not np.issubdtype(scene.dtype, np.floating):
+    for name, value in b.features.items():
+        arr = np.asarray(value)
+        if arr.ndim != 2 or arr.shape[0] != B or not np.issubdtype(arr.dtype, np.floating):
             raise ValueError(
-                f"observation 'scene' must be float [L] or [{B}, L] (a Policy.ground estimate), got {scene.dtype} {scene.shape}"
+                f"observation feature '{name}' must be float [D] or [{B}, D], got {arr.dtype} {arr.shape}"
             )
-        if not np.isfinite(scene).all():
-            raise ValueError("observation 'scene' holds NaN or inf")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"observation feature '{name}' holds NaN or inf")
     n = 1 if isinstance(b.instruction, str) else len(b.instruction)
     if n != B:
         raise ValueError(f"observation 'instruction' must hold {B} strings (one per batch row), got {n}")

@@ -1,9 +1,11 @@
 """Grounding head: vision tokens -> where the instructed objects are, fed to the action head as a token.
 
-What it predicts (labels in `vla.envs.tabletop.labels`): the instructed object's position, where it
-should go, and a block's yaw, from the FiLM-conditioned vision tokens and the end-effector pose. It is
-trained on labelled rendered views (`vla collect-grounding`, `vla train --grounding`): finding the
-object is learned from unlimited free views instead of a few hundred demonstrations.
+What it predicts: one declared episode feature (`vla.features`, `PolicyConfig.grounding_feature`)
+laid out as `LAYOUT`: the instructed object's position ("target"), where it should go ("place"), and
+the target's yaw as a cos/sin pair, from the FiLM-conditioned vision tokens and the end-effector pose.
+Any suite that declares a feature of this layout can train it. It is trained on labelled rendered
+views (`vla collect-grounding`, `vla train --grounding`): finding the object is learned from
+unlimited free views instead of a few hundred demonstrations.
 
 How the action head uses it: the scene estimate, relative to the end effector, is one more fusion
 token, so the action head sees "the target is 6 cm ahead and 2 cm left" instead of having to find the
@@ -13,12 +15,12 @@ Which estimate (decided by measurement, docs/measured.md):
 - At run time the estimate is read once, from the episode's *first* frame (arm at home, nothing
   hidden), and held for the episode (`vla.runtime.chunking.ObservationHistory`). Estimated live, frame by frame,
   it placed the target within 1-2 cm on the first frame but drifted 10-20 cm towards the hand as the
-  arm came close, and the policy closed the gripper above the object (28% at best on the full suite).
+  arm came close, and the policy closed the gripper above the object (docs/measured.md).
   Holding is right because nothing moves before the robot touches it, and the place (container, base,
   reference) does not move at all; after a grasp the held target is where the object *was*, which is
   also what the demonstrations' token says.
 - In training the token is built from the scene labels the demonstration recorded at its start
-  (`Batch.scene`) plus Gaussian noise of `grounding_noise` metres, the size of the head's own error.
+  (`Batch.features[name]`) plus Gaussian noise of `grounding_noise` metres, the size of the head's own error.
   Built from the head's co-trained prediction instead, the token is noise early in training and the
   action head learns to ignore it. Datasets without recorded labels fall back to the head's own
   (detached) prediction on each frame.
@@ -32,11 +34,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vla.features import Feature
 from vla.models.cameras import VisionOut
 from vla.models.grounding_attention import ROLES, RoleAttention, RolePhrases
 from vla.models.language import LanguageOut
 
-NUM_LABELS = 8  # target xyz, place xyz, yaw (cos 4θ, sin 4θ): vla.envs.tabletop.labels.LABELS
+# The layout of the feature the head estimates: (part name, kind, size), in order. The positions are
+# the instruction's roles (`ROLES`); the angle is the target's yaw as one cos/sin pair.
+LAYOUT = (("target", "position", 3), ("place", "position", 3), ("yaw", "angle", 2))
+NUM_LABELS = sum(size for _, _, size in LAYOUT)
+
+
+def check_feature(feature: Feature) -> None:
+    """Raises unless `feature` is laid out as the head estimates it (`LAYOUT`)."""
+    if feature.layout() != LAYOUT or feature.scope != "episode":
+        raise ValueError(
+            f"the grounding head estimates an episode feature laid out as {list(LAYOUT)}; feature "
+            f"'{feature.name}' is a {feature.scope} feature laid out as {list(feature.layout())}"
+        )
+
+
 FINE_SCALE = 0.03  # m: the fine copy of the token's offsets saturates beyond a few centimetres
 
 

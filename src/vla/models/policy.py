@@ -11,18 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from vla.features import SUBGOAL, Feature, find_feature
 from vla.models.cameras import VisionEncoder, VisionOut
 from vla.models.checks import check_batch, check_compatible, validate_observation
 from vla.models.config import PolicyConfig
 from vla.models.fusion import Fusion, FusionOut, StateEncoder
 from vla.models.goal import GoalHead
-from vla.models.grounding import NUM_LABELS, GroundingHead
+from vla.models.grounding import GroundingHead, check_feature
 from vla.models.heads import build_head
 from vla.models.language import LanguageOut, build_language
 from vla.models.normalize import Normalizer
@@ -30,6 +31,7 @@ from vla.models.shift_views import shift_grid, shifted_copies
 from vla.spaces import Embodiment
 from vla.types import ActionChunk, Batch, DatasetStats, GroundingBatch, Observation
 
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 PREFIXES = ("vision", "language", "state", "fusion", "head", "goal", "grounding")
 
 
@@ -40,6 +42,10 @@ class Policy(nn.Module):
         config: the PolicyConfig it was built from.
         embodiment: the robot it drives (action / state layout).
         stats: the normalization statistics (saved with the weights as stats.json).
+        features: the declared features of the data it was trained on (`vla.features`; saved in
+            metadata.json); an auxiliary head attaches to one of them by name.
+        estimates: the episode features the policy estimates itself (its grounding head's), which
+            a controller holds from an episode's first frame (`vla.runtime.chunking`).
         device: where its tensors live.
     """
 
@@ -51,12 +57,14 @@ class Policy(nn.Module):
         stats: DatasetStats,
         device: str | torch.device = "cpu",
         vision_backbone_config: dict[str, Any] | None = None,
+        features: tuple[Feature, ...] = (),
     ) -> None:
         super().__init__()
         check_compatible(config, embodiment, stats)
         self.config = config
         self.embodiment = embodiment
         self.stats = stats
+        self.features = tuple(features)
         self.action_dim = stats.action.dim
         self.state_dim = stats.state.dim
         D = config.fusion.dim
@@ -70,7 +78,14 @@ class Policy(nn.Module):
         has_ee = any(f.name == "ee_pos" for f in embodiment.state_fields)
         # The grounding head needs an end-effector position to express its estimate relative to.
         self.grounding: GroundingHead | None = None
+        self.grounding_feature: Feature | None = None
         if config.grounding_loss > 0:
+            self.grounding_feature = find_feature(
+                self.features,
+                config.grounding_feature,
+                where=f"the data of this policy (grounding_feature='{config.grounding_feature}')",
+            )
+            check_feature(self.grounding_feature)
             if not has_ee:
                 raise ValueError(
                     f"grounding_loss > 0 needs an 'ee_pos' state field; embodiment '{embodiment.name}' has none"
@@ -121,6 +136,11 @@ class Policy(nn.Module):
         self.device = torch.device(device)
         self.to(self.device)
 
+    @property
+    def estimates(self) -> tuple[str, ...]:
+        """Names of the episode features this policy estimates itself (`estimate`)."""
+        return () if self.grounding_feature is None else (self.grounding_feature.name,)
+
     # ----------------------------------------------------------------------------------- parameters
     def param_groups_by_name(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by top-level prefix: vision, language, state, fusion, head (and
@@ -167,8 +187,8 @@ class Policy(nn.Module):
         need_vision: bool = False,
         return_weights: bool = False,
     ) -> tuple[FusionOut, VisionOut | None]:
-        """images: camera -> uint8 (B, T, Hi, Wi, 3); state: (B, T, S) robot units; scene: (B, 8) the
-        grounding token's scene (label units), or None for the head's estimate on this frame.
+        """images: camera -> uint8 (B, T, Hi, Wi, 3); state: (B, T, S) robot units; scene: (B, D) the
+        grounding token's feature value (its units), or None for the head's estimate on this frame.
         The vision encoder runs only when something reads it (or `need_vision`); else vis is None."""
         lang = self.language(instruction, self.device)
         estimator = self.grounding if scene is None else None  # the head estimates a missing scene
@@ -183,7 +203,7 @@ class Policy(nn.Module):
     def _grounding_pred(
         self, images: dict[str, torch.Tensor], lang: LanguageOut, pose: torch.Tensor, vis: VisionOut | None
     ) -> torch.Tensor:
-        """The grounding head's prediction (B, 8): from `vis` (the sentence-conditioned pass), or for
+        """The grounding head's prediction (B, D): from `vis` (the sentence-conditioned pass), or for
         a per-role head from one vision pass per role."""
         assert self.grounding is not None
         if self.grounding.per_role_vision:
@@ -207,8 +227,8 @@ class Policy(nn.Module):
 
         Args:
             lang: the instruction's encoding; vis: the vision encoder's output (None when not
-                `reads_vision`); state: (B, T, S) robot units; scene: (B, 8) label units (grounding
-                policies only).
+                `reads_vision`); state: (B, T, S) robot units; scene: (B, D) the grounding feature's
+                value (grounding policies only).
         """
         norm = self.normalizer.state(state)
         if len(self.state_index) != self.state_dim:  # a subset: index (a copy) only then
@@ -240,18 +260,23 @@ class Policy(nn.Module):
         actions = batch.actions[:, : self.config.action_horizon].to(self.device, torch.float32)
         valid = ~batch.action_pad[:, : self.config.action_horizon].to(self.device)
         scene = None
-        if self.grounding is not None and batch.scene is not None:
-            # Teacher forcing: the recorded scene, perturbed like an estimate (vla.models.grounding).
-            mask = None if batch.scene_mask is None else batch.scene_mask.to(self.device)
+        feat = self.grounding_feature
+        if self.grounding is not None and feat is not None and feat.name in batch.features:
+            # Teacher forcing: the recorded value, perturbed like an estimate (vla.models.grounding).
+            mask = batch.features.get(feat.mask_key)
             scene = self.grounding.perturb(
-                batch.scene.to(self.device, torch.float32), mask, self.config.grounding_noise
+                batch.features[feat.name].to(self.device, torch.float32),
+                None if mask is None else mask.to(self.device),
+                self.config.grounding_noise,
             )
-        want_goal = self.goal is not None and batch.goal is not None
-        fused, vis = self._encode(images, state, list(batch.instruction), scene=scene, need_vision=want_goal)
+        goal = batch.features.get(SUBGOAL) if self.goal is not None else None
+        fused, vis = self._encode(
+            images, state, list(batch.instruction), scene=scene, need_vision=goal is not None
+        )
         loss, metrics = self.head.loss(fused, self.normalizer.action(actions), valid)
-        if self.goal is not None and batch.goal is not None:
+        if self.goal is not None and goal is not None:
             assert vis is not None
-            goal_loss, err_cm = self.goal.loss(vis.tokens, batch.goal.to(self.device, torch.float32))
+            goal_loss, err_cm = self.goal.loss(vis.tokens, goal.to(self.device, torch.float32))
             loss = loss + self.config.goal_loss * goal_loss
             metrics = {
                 **metrics,
@@ -275,20 +300,21 @@ class Policy(nn.Module):
                 f"grounding batch 'state' must be [B, {self.state_dim}], got {tuple(batch.state.shape)}"
             )
         T = self.config.obs_horizon
-        images = {c: _fit_history(batch.images[c], T).to(self.device) for c in self.config.cameras}
+        images = {c: fit_history(batch.images[c], T).to(self.device) for c in self.config.cameras}
         lang = self.language(list(batch.instruction), self.device)
         pose = self.normalizer.state(batch.state.to(self.device, torch.float32))[:, self.pose_index]
         pred = self._grounding_pred(images, lang, pose, None)
         loss, metrics = self.grounding.loss(pred, batch.labels.to(self.device), batch.mask.to(self.device))
         return self.config.grounding_loss * loss, metrics
 
-    def ground(self, obs: Observation) -> np.ndarray:
-        """The grounding head's scene estimate: float32 [B, 8] in label units (target and place
-        position in metres, then the block yaw as cos/sin 4θ). Pass it back as `Observation.scene`
-        to hold it (`vla.runtime.chunking.ObservationHistory` reads it from an episode's first frame).
-        With `config.grounding_shift` > 0 it is the mean over nine shifted copies of each frame."""
-        if self.grounding is None:
-            raise ValueError("this policy has no grounding head (its config has grounding_loss=0)")
+    def estimate(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The episode features this policy estimates (`estimates`) on this frame: name -> float32
+        [B, D] in the feature's units (positions in metres). Pass them back in `Observation.features`
+        to hold them (`vla.runtime.chunking.ObservationHistory` reads them from an episode's first
+        frame). With `config.grounding_shift` > 0 the estimate is the mean over nine shifted copies.
+        """
+        if self.grounding is None or self.grounding_feature is None:
+            raise ValueError("this policy estimates no feature (its config has grounding_loss=0)")
         images, state, instr = self._obs_tensors(obs)
         offsets = shift_grid(self.config.grounding_shift)
         K, B = len(offsets), state.shape[0]
@@ -299,28 +325,25 @@ class Policy(nn.Module):
             lang = self.language(instr, self.device)
             pose = self.normalizer.state(state)[:, -1, self.pose_index]
             out = self.grounding.to_labels(self._grounding_pred(images, lang, pose, None))
-        return out.view(K, B, -1).mean(0).float().cpu().numpy()
+        return {self.grounding_feature.name: out.view(K, B, -1).mean(0).float().cpu().numpy()}
 
     def _scene_tensor(self, obs: Observation) -> torch.Tensor | None:
-        """The observation's held scene estimate as (B, 8), or None (the policy estimates it)."""
-        if obs.scene is None or self.grounding is None:
+        """The observation's value of the grounding feature as (B, D), or None (the policy estimates it)."""
+        feat = self.grounding_feature
+        if feat is None or feat.name not in obs.features:
             return None
-        scene = np.asarray(obs.as_batch().scene, dtype=np.float32)
-        if scene.shape[1] != NUM_LABELS:
-            raise ValueError(
-                f"observation 'scene' must hold {NUM_LABELS} values per row, got {scene.shape[1]}"
-            )
-        return torch.from_numpy(scene).to(self.device)
+        value = feat.check(obs.as_batch().features[feat.name], where="observation")
+        return torch.from_numpy(np.ascontiguousarray(value)).to(self.device)
 
     def _obs_tensors(self, obs: Observation) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
         """Validates an observation and returns (images, state, instructions) as (B, T, ...) tensors."""
         obs = validate_observation(obs, self.config, self.state_dim)
         T = self.config.obs_horizon
         images = {
-            c: _fit_history(torch.from_numpy(np.ascontiguousarray(obs.images[c])), T)
+            c: fit_history(torch.from_numpy(np.ascontiguousarray(obs.images[c])), T)
             for c in self.config.cameras
         }
-        state = _fit_history(torch.from_numpy(np.asarray(obs.state, dtype=np.float32)), T)
+        state = fit_history(torch.from_numpy(np.asarray(obs.state, dtype=np.float32)), T)
         instr = [obs.instruction] if isinstance(obs.instruction, str) else list(obs.instruction)
         return {k: v.to(self.device) for k, v in images.items()}, state.to(self.device), instr
 
@@ -405,10 +428,16 @@ class Policy(nn.Module):
 
 
 def build_policy(
-    cfg: PolicyConfig, *, embodiment: Embodiment, stats: DatasetStats, device: str | torch.device = "cpu"
+    cfg: PolicyConfig,
+    *,
+    embodiment: Embodiment,
+    stats: DatasetStats,
+    features: tuple[Feature, ...] = (),
+    device: str | torch.device = "cpu",
 ) -> Policy:
-    """Builds a freshly initialized policy for `embodiment`, normalizing with `stats`."""
-    return Policy(cfg, embodiment=embodiment, stats=stats, device=device)
+    """Builds a freshly initialized policy for `embodiment`, normalizing with `stats`; `features` are
+    the training data's declared features (an auxiliary head attaches to one by name)."""
+    return Policy(cfg, embodiment=embodiment, stats=stats, device=device, features=features)
 
 
 def _state_index(emb: Embodiment, fields: tuple[str, ...]) -> list[int]:
@@ -425,9 +454,13 @@ def _state_index(emb: Embodiment, fields: tuple[str, ...]) -> list[int]:
     return [i for f in fields for i in range(emb.state_slice(f).start, emb.state_slice(f).stop)]
 
 
-def _fit_history(x: torch.Tensor, T: int) -> torch.Tensor:
-    """(B, t, ...) -> (B, T, ...): keeps the last T frames, or repeats the first frame in front."""
+def fit_history(x: ArrayT, T: int) -> ArrayT:
+    """(B, t, ...) -> (B, T, ...): the last T frames, or the first frame repeated in front (as windows
+    at an episode start are padded in training). The one history rule of every input path: numpy
+    arrays (the engines' feeds) and torch tensors (`predict`, grounding views) alike."""
     t = x.shape[1]
     if t >= T:
         return x[:, t - T :]
-    return torch.cat([x[:, :1].expand(-1, T - t, *x.shape[2:]), x], dim=1)
+    if isinstance(x, torch.Tensor):
+        return torch.cat([x[:, :1].expand(-1, T - t, *x.shape[2:]), x], dim=1)
+    return np.concatenate([np.repeat(x[:, :1], T - t, axis=1), x], axis=1)

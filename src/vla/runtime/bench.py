@@ -19,7 +19,7 @@ import numpy as np
 from vla.runtime.client import PolicyClient
 from vla.runtime.engine import BACKENDS, Engine, EngineConfig
 from vla.runtime.server import PolicyServer, ServeConfig
-from vla.types import DatasetStats, FeatureStats, Observation
+from vla.types import Observation
 
 
 @dataclass(frozen=True)
@@ -64,22 +64,11 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 def untrained_checkpoint(directory: str | Path, *, preset: str = "default") -> Path:
-    """Writes an untrained `preset` policy for the tabletop Panda (synthetic stats) into `directory`."""
-    from vla.envs.tabletop.embodiment import make_embodiment
-    from vla.models import build_policy
+    """Writes an untrained `preset` policy for the default suite's robot (synthetic stats) into `directory`."""
+    from vla.models.bench import build_for_bench
     from vla.presets import get_preset
 
-    cfg = get_preset(preset)
-    emb = make_embodiment((int(cfg.image_size[0]), int(cfg.image_size[1])))
-    space = emb.action_space()
-    lo, hi = space.low.astype(np.float64), space.high.astype(np.float64)
-    s = emb.state_dim
-
-    def feature(lo: np.ndarray, hi: np.ndarray) -> FeatureStats:
-        return FeatureStats(mean=(lo + hi) / 2, std=(hi - lo) / 4, min=lo, max=hi, q01=lo, q99=hi, count=1)
-
-    stats = DatasetStats(state=feature(-np.ones(s), np.ones(s)), action=feature(lo, hi))
-    policy = build_policy(cfg, embodiment=emb, stats=stats)
+    policy = build_for_bench(get_preset(preset))
     return policy.save_pretrained(directory, metadata={"note": "untrained, for benchmarks"})
 
 

@@ -21,7 +21,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vla.runtime.grasp_offset import GraspOffset, grasp_offset_for
 from vla.types import ActionChunk, Observation
 
 MODES = ("chunk", "ensemble")
@@ -64,12 +63,11 @@ def to_observation(obs: Observation | dict[str, Any]) -> Observation:
     raise TypeError(f"expected an Observation or a dict with images/state/instruction, got {keys}")
 
 
-def scene_estimator(policy: Any) -> Callable[[Observation], np.ndarray] | None:
-    """`policy.ground` when the policy acts on a scene estimate (a grounding head), else None."""
-    cfg = getattr(policy, "config", None)
-    ground = getattr(policy, "ground", None)
-    if callable(ground) and float(getattr(cfg, "grounding_loss", 0.0) or 0.0) > 0:
-        return ground
+def feature_estimator(policy: Any) -> Callable[[Observation], dict[str, np.ndarray]] | None:
+    """`policy.estimate` when the policy estimates episode features itself (`Policy.estimates`), else None."""
+    estimate = getattr(policy, "estimate", None)
+    if callable(estimate) and tuple(getattr(policy, "estimates", ()) or ()):
+        return estimate
     return None
 
 
@@ -78,38 +76,31 @@ class ObservationHistory:
     state [1, T, S]. Before T steps have been seen, the oldest frame is repeated (as in training, where
     windows at an episode start are padded by copying).
 
-    With `ground` (a grounding policy's `ground`), it also holds the scene estimate of the episode's
-    first frame and attaches it to every batch (`Observation.scene`): the estimate is right before the
-    arm hides anything, and the policy was trained on a per-episode scene (vla.models.grounding). An
-    observation that brings its own `scene` keeps it. With `grasp` (`vla.runtime.grasp_offset`), the
-    scene handed on has its place position moved by the offset of the episode's last grasp.
+    With `estimate` (a policy's `estimate`, for the episode features it estimates), it also holds the
+    estimates of the episode's first frame and attaches them to every batch (`Observation.features`):
+    an episode feature describes the episode's start, and the first frame shows it before the arm
+    hides anything (vla.models.grounding). Features an observation brings itself are passed on as
+    they are (and win over the held estimate).
     """
 
     def __init__(
-        self,
-        horizon: int,
-        *,
-        ground: Callable[[Observation], np.ndarray] | None = None,
-        grasp: GraspOffset | None = None,
+        self, horizon: int, *, estimate: Callable[[Observation], dict[str, np.ndarray]] | None = None
     ) -> None:
         if horizon < 1:
             raise ValueError(f"observation horizon must be >= 1, got {horizon}")
         self.horizon = horizon
-        self.ground = ground
-        self.grasp = grasp
-        self.scene: np.ndarray | None = None
+        self.estimate = estimate
+        self.held: dict[str, np.ndarray] | None = None
         self._frames: deque[Observation] = deque(maxlen=horizon)
 
     @classmethod
     def for_policy(cls, policy: Any) -> ObservationHistory:
-        """The history a controller keeps for `policy`: its horizon, scene estimator and grasp offset."""
-        return cls(obs_horizon_of(policy), ground=scene_estimator(policy), grasp=grasp_offset_for(policy))
+        """The history a controller keeps for `policy`: its horizon and feature estimator."""
+        return cls(obs_horizon_of(policy), estimate=feature_estimator(policy))
 
     def reset(self) -> None:
         self._frames.clear()
-        self.scene = None
-        if self.grasp is not None:
-            self.grasp.reset()
+        self.held = None
 
     def push(self, obs: Observation) -> Observation:
         """Adds a single-step observation and returns the stacked batch of one."""
@@ -124,20 +115,12 @@ class ObservationHistory:
         images = {k: np.stack([f.images[k] for f in frames])[None] for k in obs.images}  # (1, T, Hi, Wi, 3)
         state = np.stack([f.state for f in frames])[None]  # (1, T, S)
         batch = Observation(images=images, state=state, instruction=[str(obs.instruction)])
-        if obs.scene is not None:
-            return replace(batch, scene=self._with_grasp(obs.state, np.asarray(obs.scene)[None]))
-        if self.ground is not None:
-            if self.scene is None:
-                self.scene = np.asarray(self.ground(batch), dtype=np.float32)  # (1, L)
-            return replace(batch, scene=self._with_grasp(obs.state, self.scene))
-        return batch
-
-    def _with_grasp(self, state: np.ndarray, scene: np.ndarray) -> np.ndarray:
-        """`scene` (1, L) as the policy should see it this step (moved by the last grasp's offset)."""
-        if self.grasp is None:
-            return scene
-        self.grasp.update(state, scene[0])
-        return self.grasp.apply(scene)
+        given = {k: np.asarray(v, dtype=np.float32)[None] for k, v in obs.features.items()}  # (1, D)
+        if self.estimate is not None and self.held is None:
+            self.held = {k: np.asarray(v, dtype=np.float32) for k, v in self.estimate(batch).items()}
+        if not given and not self.held:
+            return batch
+        return replace(batch, features={**(self.held or {}), **given})
 
 
 def _first_chunk(chunk: ActionChunk) -> tuple[np.ndarray, float | None]:

@@ -7,9 +7,9 @@ Inputs (numpy "feeds", also the ONNX graph's inputs):
     lang_sentence float32 [B, Dl]             instruction embedding
     lang_tokens   float32 [B, L, Dl]          per-token embeddings, zero-padded
     lang_mask     bool    [B, L]              True for real tokens
-    scene         float32 [B, 8]              grounding policies only: the scene estimate the grounding
-                                              token is built from (`Observation.scene` when held, else
-                                              `Policy.ground` on this frame, computed eagerly)
+    feature_<f>   float32 [B, D]              per feature the policy estimates (`Policy.estimates`): the
+                                              value its token is built from (`Observation.features[f]`
+                                              when held, else `Policy.estimate` on this frame, eagerly)
 Outputs: actions float32 [B, H, A] in robot units, and confidence float32 [B] when the head has one.
 
 Why not call `Policy.predict` per step: it validates, converts and flips train/eval mode on every call
@@ -27,16 +27,21 @@ from torch import nn
 
 from vla.models.checks import validate_observation
 from vla.models.language import LanguageOut
-from vla.models.policy import Policy
+from vla.models.policy import Policy, fit_history
 from vla.types import ActionChunk, Observation
 
 LANG_INPUTS = ("lang_sentence", "lang_tokens", "lang_mask")
 
 
 def input_names(policy: Policy) -> list[str]:
-    """Names of the core's inputs, in positional order ("scene" last, for a grounding policy)."""
+    """Names of the core's inputs, in positional order (estimated features last)."""
     names = [f"image_{c}" for c in policy.config.cameras] + ["state", *LANG_INPUTS]
-    return names + (["scene"] if policy.grounding is not None else [])
+    return names + [feature_input(f) for f in policy.estimates]
+
+
+def feature_input(name: str) -> str:
+    """The core input that carries feature `name`."""
+    return f"feature_{name}"
 
 
 class PolicyCore(nn.Module):
@@ -55,8 +60,8 @@ class PolicyCore(nn.Module):
         p = self.policy
         lang = LanguageOut(sentence, tokens, mask)
         vis = p.vision(images, lang.sentence) if p.reads_vision else None
-        # (B, 8) label units: the held (or this frame's) scene estimate, for a grounding policy
-        scene = inputs[v + 4] if p.grounding is not None else None
+        # (B, D): the held (or this frame's) estimate of the grounding feature, for a grounding policy
+        scene = inputs[v + 4] if p.estimates else None
         fused = p.fuse(lang, vis, state, scene)
         norm, conf = p.head.sample(fused, with_confidence=self.with_confidence)  # (B, H, A), (B,) | None
         actions = p.normalizer.unaction(norm)  # (B, H, A) robot units
@@ -116,19 +121,13 @@ class InputBuilder:
         feeds["state"] = np.ascontiguousarray(fit_history(np.asarray(b.state, np.float32), T))
         instr = [b.instruction] if isinstance(b.instruction, str) else list(b.instruction)
         feeds.update(self.language(instr))
-        if self.policy.grounding is not None:
-            # The scene the grounding token is built from: the caller's held estimate, or this frame's.
-            scene = b.scene if b.scene is not None else self.policy.ground(b)
-            feeds["scene"] = np.ascontiguousarray(scene, dtype=np.float32)  # (B, 8)
+        missing = [f for f in self.policy.estimates if f not in b.features]
+        estimated = self.policy.estimate(b) if missing else {}
+        for name in self.policy.estimates:
+            # The value the feature's token is built from: the caller's held estimate, or this frame's.
+            value = b.features[name] if name in b.features else estimated[name]
+            feeds[feature_input(name)] = np.ascontiguousarray(value, dtype=np.float32)  # (B, D)
         return feeds
-
-
-def fit_history(x: np.ndarray, T: int) -> np.ndarray:
-    """(B, t, ...) -> (B, T, ...): the last T frames, or the first frame repeated in front (as training)."""
-    t = x.shape[1]
-    if t >= T:
-        return x[:, t - T :]
-    return np.concatenate([np.repeat(x[:, :1], T - t, axis=1), x], axis=1)
 
 
 def to_chunk(outputs: list[np.ndarray] | tuple[np.ndarray, ...]) -> ActionChunk:

@@ -213,10 +213,15 @@ class Engine:
         """
         return self._run(self._inputs(obs))
 
-    def ground(self, obs: Observation) -> np.ndarray:
-        """A grounding policy's scene estimate float32 [B, 8] (`Policy.ground`, eager); controllers
-        hold it from an episode's first frame (`vla.runtime.chunking.ObservationHistory`)."""
-        return self.policy.ground(obs)
+    @property
+    def estimates(self) -> tuple[str, ...]:
+        """The episode features the policy estimates itself (`Policy.estimates`)."""
+        return self.policy.estimates
+
+    def estimate(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The policy's feature estimates, name -> float32 [B, D] (`Policy.estimate`, eager);
+        controllers hold them from an episode's first frame (`vla.runtime.chunking`)."""
+        return self.policy.estimate(obs)
 
     def warmup(self, obs: Observation, *, calls: int = 3) -> None:
         """Runs a few predictions (compilation, caches, allocator) before latency matters."""

@@ -25,9 +25,9 @@ import numpy as np
 import onnx
 import torch
 
-from vla.models.grounding import NUM_LABELS
+from vla.features import find_feature
 from vla.models.policy import Policy
-from vla.runtime.core import InputBuilder, PolicyCore, input_names, to_chunk
+from vla.runtime.core import InputBuilder, PolicyCore, feature_input, input_names, to_chunk
 from vla.types import ActionChunk
 
 EXPORTABLE_HEADS = ("regression", "binned")
@@ -44,8 +44,9 @@ def example_feeds(policy: Policy, batch: int = 1) -> dict[str, np.ndarray]:
     feeds = {f"image_{c}": np.zeros((batch, cfg.obs_horizon, hi, wi, 3), np.uint8) for c in cfg.cameras}
     feeds["state"] = np.zeros((batch, cfg.obs_horizon, policy.state_dim), np.float32)
     feeds.update(builder.language(["pick up the red block"] * batch))
-    if policy.grounding is not None:
-        feeds["scene"] = np.zeros((batch, NUM_LABELS), np.float32)
+    for name in policy.estimates:
+        size = find_feature(policy.features, name, where="the policy").size
+        feeds[feature_input(name)] = np.zeros((batch, size), np.float32)
     return feeds
 
 

@@ -178,7 +178,7 @@ class Limits:
             state_ee=state_ee,
             state_joints=field("joint_pos", n_joints),
             # The measured gripper can only stand in for a command when both use the same units (the
-            # tabletop Panda measures finger opening in m but commands a closing fraction).
+            # Panda of the built-in suite measures finger opening in m but commands a closing fraction).
             state_gripper=(
                 field("gripper", gripper.stop - gripper.start)
                 if gripper is not None and units.get("gripper") == gripper_units

@@ -33,8 +33,7 @@ from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
 from vla.runtime.batching import InferenceBatcher
-from vla.runtime.chunking import ObservationHistory, PolicyLike, scene_estimator
-from vla.runtime.grasp_offset import grasp_offset_for
+from vla.runtime.chunking import ObservationHistory, PolicyLike, feature_estimator
 from vla.runtime.protocol import PROTOCOL_VERSION, ProtocolError, packb, unpackb
 from vla.runtime.safety import SafetyConfig, SafetyFilter
 from vla.runtime.schema import PolicySpec
@@ -167,11 +166,10 @@ class PolicyServer:
     # ---- websocket side -----------------------------------------------------------------------------
     async def _handle(self, conn: ServerConnection) -> None:
         self.stats["connections"] += 1
-        # Per-connection state, new for each client: the frame history and, for a grounding policy,
-        # the scene estimate held from the first frame after a connect or a `reset` request.
-        history = ObservationHistory(
-            self.spec.obs_horizon, ground=scene_estimator(self.policy), grasp=grasp_offset_for(self.policy)
-        )
+        # Per-connection state, new for each client: the frame history and, for a policy that
+        # estimates episode features, the estimates held from the first frame after a connect or a
+        # `reset` request.
+        history = ObservationHistory(self.spec.obs_horizon, estimate=feature_estimator(self.policy))
         prev_total_ms = 0.0
         try:
             await conn.send(self._metadata_frame)

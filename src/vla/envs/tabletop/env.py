@@ -24,7 +24,7 @@ from vla.envs.tabletop import objects as obj
 from vla.envs.tabletop import tasks
 from vla.envs.tabletop.embodiment import CAMERAS, CONTROL_HZ, WORKSPACE_HIGH, WORKSPACE_LOW, make_embodiment
 from vla.envs.tabletop.ik import DLSIK, mat_to_quat, rotvec_to_mat
-from vla.envs.tabletop.labels import scene_labels
+from vla.envs.tabletop.labels import SCENE, scene_labels
 from vla.envs.tabletop.panda import FINGER_MAX, HOME_QPOS
 from vla.envs.tabletop.randomize import add_noise, apply_randomization, restore_nominal
 from vla.envs.tabletop.scene import HIDDEN_GROUP, PARK_Z, PHYSICS_DT, SceneModel
@@ -164,11 +164,12 @@ class TabletopEnv(gym.Env):
             "image_size": list(self.image_size),
             "max_steps": self.max_steps,
         }
-        # Where the instructed objects start (vla.envs.tabletop.labels): recorded demonstrations carry
-        # them, so a policy can learn to act on a scene estimate (vla.models.grounding).
+        # Where the instructed objects start, the suite's declared episode feature `SCENE`
+        # (vla.envs.tabletop.labels): recorded demonstrations carry it, so a policy can learn to act on
+        # a scene estimate (vla.models.grounding).
         labels, mask = scene_labels(self)
-        self.episode_meta["grounding_labels"] = [round(float(v), 6) for v in labels]
-        self.episode_meta["grounding_mask"] = [float(v) for v in mask]
+        self.episode_meta[SCENE.name] = [round(float(v), 6) for v in labels]
+        self.episode_meta[SCENE.mask_key] = [float(v) for v in mask]
         return self._observation(), {"success": False, "family": self.family, **self.episode_meta}
 
     def _set_up_scene(self, spec: tasks.EpisodeSpec, rng: np.random.Generator) -> dict[str, float]:

@@ -8,9 +8,10 @@ Labels, robot frame, metres (`LABELS`):
 - yaw_cos4/yaw_sin4: the block's yaw as (cos 4θ, sin 4θ), the part a grasp needs (a block looks the
   same every 90°); masked out for round objects.
 
-The env writes the labels of every episode's settled start into `episode_meta` ("grounding_labels",
-"grounding_mask"), so recorded demonstrations carry them (training uses them, `vla.models.grounding`);
-`vla collect-grounding` renders extra labelled views (`vla.envs.tabletop.grounding`).
+The suite declares them as the episode feature `SCENE` ("scene", `vla.features`). The env writes the
+labels of every episode's settled start into `episode_meta["scene"]` and `["scene_mask"]`, so recorded
+demonstrations carry them (training uses them, `vla.models.grounding`); `vla collect-grounding`
+renders extra labelled views (`vla.envs.tabletop.grounding`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vla.envs.tabletop import tasks
+from vla.features import Feature, FeaturePart
 
 if TYPE_CHECKING:
     from vla.envs.tabletop.env import TabletopEnv
 
 LABELS = ("target_x", "target_y", "target_z", "place_x", "place_y", "place_z", "yaw_cos4", "yaw_sin4")
+
+SCENE = Feature(
+    name="scene",
+    scope="episode",
+    parts=(
+        FeaturePart("target", "position", 3, "m"),
+        FeaturePart("place", "position", 3, "m"),
+        FeaturePart("yaw", "angle", 2, "(cos 4θ, sin 4θ) of the target block"),
+    ),
+    meaning="where the instructed object starts, where the instruction sends it, and a block's yaw "
+    "(robot base frame, at the episode's settled start; yaw masked for round objects)",
+    masked=True,
+)
 
 
 def scene_labels(env: TabletopEnv) -> tuple[np.ndarray, np.ndarray]:

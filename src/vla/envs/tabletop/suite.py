@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from vla.envs.tabletop.embodiment import make_embodiment
 from vla.envs.tabletop.env import TabletopEnv
 from vla.envs.tabletop.expert import TabletopExpert
+from vla.envs.tabletop.labels import SCENE
 from vla.envs.tabletop.tasks import FAMILIES, SPLITS
+from vla.features import Feature
 from vla.registry import lookup
 from vla.spaces import Embodiment
 
@@ -22,6 +26,10 @@ class TabletopSuite:
     name = "tabletop"
     families: tuple[str, ...] = FAMILIES
     splits: tuple[str, ...] = SPLITS
+    # Declared extras (vla.features): the scene labels every episode records at its start.
+    features: tuple[Feature, ...] = (SCENE,)
+    # The feature `grounding_scenes` labels its views with (`vla collect-grounding`).
+    grounding_feature: Feature = SCENE
 
     def make(
         self,
@@ -58,12 +66,11 @@ class TabletopSuite:
         """Returns the robot description shared by every tabletop env."""
         return make_embodiment(image_size)
 
-    @property
-    def grounding_labels(self) -> tuple[str, ...]:
-        """Names of the labels `grounding_scenes` returns (see `vla.envs.tabletop.labels`)."""
-        from vla.envs.tabletop.labels import LABELS
+    def paraphrase(self, instruction: str, rng: np.random.Generator) -> str:
+        """A train-template paraphrase of `instruction` (language augmentation in `vla train`)."""
+        from vla.envs.tabletop.language import paraphrase
 
-        return LABELS
+        return paraphrase(instruction, rng)
 
     def grounding_scenes(
         self,
