@@ -19,6 +19,9 @@ for `vla collect-grounding`, `GroundingSuite`.
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import pkgutil
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -117,6 +120,30 @@ def get_suite(name: str) -> Suite:
     return lookup(_SUITES, name, kind="suite")()
 
 
+ENTRY_POINT_GROUP = "vla.suites"
+_LOADED: list[bool] = []
+
+
 def _load_builtin() -> None:
-    # Built-in suites register themselves on import; importing here keeps `vla.envs` import light.
-    import vla.envs.tabletop  # noqa: F401
+    """Registers every suite once: each sub-package of `vla.envs` (a new suite is a new folder there,
+    no edit here) and each installed package's `vla.suites` entry point (name -> factory), so a suite
+    can also ship as a package of its own. Suite packages register on import and keep that import
+    light (heavy modules load when the suite is built)."""
+    if _LOADED:
+        return
+    _LOADED.append(True)
+    import vla.envs
+
+    for info in pkgutil.iter_modules(vla.envs.__path__):
+        if info.ispkg:
+            importlib.import_module(f"vla.envs.{info.name}")
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in _SUITES:
+            _SUITES[ep.name] = _lazy(ep)
+
+
+def _lazy(ep: importlib.metadata.EntryPoint) -> Callable[[], Suite]:
+    def factory() -> Suite:
+        return ep.load()()
+
+    return factory
