@@ -7,23 +7,30 @@ carry overrides for it, so a training run's `config.json` says everything needed
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from vla.envs.base import DEFAULT_SUITE
-from vla.registry import lookup
 
-C = TypeVar("C")
+# Re-exported: the configs' parsing lives in `vla.overrides`, one parser for every config.
+from vla.overrides import apply_overrides as apply_overrides
+from vla.overrides import from_dict as from_dict
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of staged fine-tuning: module-name prefixes kept frozen until `until_step`.
+    """One stage of staged fine-tuning: top-level policy modules kept frozen until `until_step`.
 
-    The seeds' 3-stage recipe, e.g. freeze the pretrained encoders while the head warms up, then unfreeze
-    the vision encoder, then everything: `(Stage(1000, ("vision", "language")), Stage(3000, ("language",)))`.
+    Stages run in order; after the last one nothing is frozen. The 3-stage recipe of
+    `docs/examples/three_stage.json` freezes the pretrained encoders while the heads warm up, then
+    unfreezes vision, then everything: `(Stage(500, ("vision", "language")), Stage(2000, ("language",)))`.
+
+    Attributes:
+        until_step: the first step that is no longer in this stage.
+        frozen: module names (`vision`, `language`, ...) whose parameters get no updates meanwhile.
     """
 
     until_step: int
@@ -61,6 +68,12 @@ class TrainConfig:
         augment: image augmentation (random shift, colour jitter, ...) and instruction paraphrasing.
         paraphrase_prob: probability of replacing an instruction by a paraphrase (data of a suite that offers `paraphrase`).
         stages: staged fine-tuning schedule (see `Stage`).
+        lr_scale: learning-rate multiplier per top-level policy module (`vision`, `language`,
+            `state`, `fusion`, `head`, `goal`, `grounding`), e.g. `{"vision": 0.1}`; unlisted modules
+            use 1. Each module is one AdamW parameter group whose LR follows the schedule times its scale.
+        amp: mixed precision of the forward pass: "auto" (bf16 autocast on a CUDA device that supports
+            it, fp32 otherwise), "bf16" (bf16 autocast on any device, also the CPU, where it is slower
+            here: docs/measured.md) or "off" (fp32).
         time_budget_s: stop (and save) once this much wall time is spent (0: no limit).
         grounding: a grounding file (`vla collect-grounding`) to co-train the policy's grounding head
             on; required by, and only allowed for, a policy with grounding_loss > 0.
@@ -92,6 +105,8 @@ class TrainConfig:
     augment: bool = True
     paraphrase_prob: float = 0.3
     stages: tuple[Stage, ...] = field(default_factory=tuple)
+    lr_scale: dict[str, float] = field(default_factory=dict)
+    amp: str = "auto"
     time_budget_s: float = 0.0
     grounding: str = ""
     grounding_batch: int = 32
@@ -127,6 +142,13 @@ class TrainConfig:
         for o in self.policy_overrides:
             if "=" not in o:
                 raise ValueError(f"policy override '{o}' must look like key=value (e.g. head.kind=flow)")
+        for name, scale in self.lr_scale.items():
+            if not name or "." in name:
+                raise ValueError(f"TrainConfig.lr_scale keys are top-level module names, got '{name}'")
+            if not (math.isfinite(scale) and scale >= 0):
+                raise ValueError(f"TrainConfig.lr_scale['{name}'] must be a finite number >= 0, got {scale}")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"TrainConfig.amp must be 'auto', 'bf16' or 'off', got '{self.amp}'")
         ends = [s.until_step for s in self.stages]
         if ends != sorted(ends):
             raise ValueError(f"TrainConfig.stages must be ordered by until_step, got {ends}")
@@ -144,83 +166,27 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Builds config `cls` from `to_dict` output, rejecting unknown keys with a did-you-mean."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in names:
-            lookup(dict.fromkeys(names), key, kind=f"{cls.__name__} field")
-        kwargs[key] = _coerce(hints[key], value, where=f"{cls.__name__}.{key}")
-    return cls(**kwargs)
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The JSON object in a config file (`vla train --config FILE`), for `from_dict`.
 
+    Args:
+        path: a `.json` file holding one object of config fields.
 
-def apply_overrides(cfg: C, overrides: list[str] | tuple[str, ...]) -> C:
-    """Returns `cfg` with `key=value` strings applied, parsed by each field's declared type.
-
-    Tuples take comma-separated values (`families=pick_up,push`); booleans take true/false/1/0.
+    Returns:
+        the object, unvalidated (`from_dict` checks names and types).
     """
-    hints = typing.get_type_hints(type(cfg))
-    names = {f.name for f in fields(cfg)}  # type: ignore[arg-type]
-    changes: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise ValueError(f"override '{item}' must look like key=value")
-        if key not in names:
-            lookup(dict.fromkeys(names), key, kind=f"{type(cfg).__name__} field")
-        changes[key] = _parse(hints[key], raw.strip(), where=key)
-    return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
-
-
-def _parse(tp: Any, raw: str, *, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        items = [s for s in raw.split(",") if s.strip()] if raw else []
-        if args and args[-1] is Ellipsis:
-            return tuple(_parse(args[0], s.strip(), where=where) for s in items)
-        if len(items) != len(args):
-            raise ValueError(f"{where}: expected {len(args)} comma-separated values, got '{raw}'")
-        return tuple(_parse(a, s.strip(), where=where) for a, s in zip(args, items, strict=True))
-    if tp is bool:
-        low = raw.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{where}: expected true or false, got '{raw}'")
-    if tp in (int, float, str):
-        try:
-            return tp(raw)
-        except ValueError:
-            raise ValueError(f"{where}: expected {tp.__name__}, got '{raw}'") from None
-    raise ValueError(
-        f"{where}: cannot be set from the command line (type {tp}); edit the config JSON instead"
-    )
-
-
-def _coerce(tp: Any, value: Any, *, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        elem = args[0] if args and args[-1] is Ellipsis else None
-        if elem is not None:
-            return tuple(_coerce(elem, v, where=where) for v in value)
-        return tuple(_coerce(a, v, where=where) for a, v in zip(args, value, strict=True))
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return from_dict(tp, value)  # type: ignore[arg-type]
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(tp, type) and not isinstance(value, tp):
-        raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
-    if isinstance(tp, types.UnionType):
-        return value
-    return value
+    path = Path(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raise ValueError(f"{path}: config files are JSON (vla does not depend on a YAML parser)")
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file holds one JSON object, got {type(data).__name__}")
+    return data
 
 
 @dataclass(frozen=True)

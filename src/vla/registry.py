@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 V = TypeVar("V")
@@ -21,6 +21,18 @@ def lookup(table: Mapping[str, V], name: str, *, kind: str) -> V:
         raise TypeError(f"{kind} name must be a string, got {type(name).__name__}")
     if name in table:
         return table[name]
-    close = difflib.get_close_matches(name, list(table), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise KeyError(f"unknown {kind} '{name}'.{hint} Known: {', '.join(sorted(table))}")
+    raise KeyError(f"unknown {kind} '{name}'.{did_you_mean(name, table)} Known: {', '.join(sorted(table))}")
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`" Did you mean 'x'?"` for the closest of `choices` to `name`, or "" when none is close.
+
+    Args:
+        name: the unknown name.
+        choices: the known names.
+
+    Returns:
+        the hint, with a leading space, ready to append to an error message.
+    """
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""

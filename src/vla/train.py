@@ -6,7 +6,8 @@ randomness (dropout, diffusion noise) comes from torch's global generator, whose
 
 Distributed: under `torchrun --nproc_per_node=N` every rank draws the same global batch of step k and
 takes its 1/N slice; DistributedDataParallel averages gradients, so N ranks equal one process on the same
-global batch. gloo on CPU, nccl on GPU.
+global batch. gloo on CPU; on GPUs nccl, rank r on `cuda:<LOCAL_RANK>`, the forward in bf16 autocast
+(`vla.train_device`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
 from vla.envs.base import suite_paraphraser
 from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
 from vla.models.language import build_vocab
+from vla.models.policy import PREFIXES
 from vla.presets import get_preset
+from vla.train_device import Placement, autocast, resolve_placement
 from vla.train_grounding import check_grounding_config, grounding_indices, load_grounding
+from vla.train_optim import check_module_names, lr_at, make_optimizer, set_lr
 from vla.train_state import Counters, load_state, save_state
 from vla.types import Batch, GroundingBatch
 
@@ -45,27 +49,6 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------- pieces
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate at `step`: linear warm-up, then cosine decay to `lr * min_lr_ratio`."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    floor = cfg.lr * cfg.min_lr_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def make_optimizer(policy: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on norms, biases or embeddings' scales)."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for p in policy.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-
-
 class EMA:
     """Exponential moving average of a model's floating-point state (what the checkpoint deploys)."""
 
@@ -121,30 +104,33 @@ def train_step(
     ema: EMA | None = None,
     ema_target: torch.nn.Module | None = None,
     grounding: GroundingBatch | None = None,
+    amp: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """One optimizer step on `batch`; returns the loss and the policy's metrics.
+    """One optimizer step on `batch`; returns the loss, the policy's metrics and the LRs.
 
     Args:
         model: a module whose forward(batch) returns (loss, metrics) (`_LossModule` or its DDP wrapper).
         batch: the (already augmented) windows, on the model's device.
-        optimizer: the optimizer; its learning rate is set to `lr` first.
-        lr: learning rate of this step.
+        optimizer: the optimizer; each group's learning rate is set to `lr` times its `lr_scale` first.
+        lr: base learning rate of this step (`lr_at`).
         grad_clip: max global gradient norm (0 disables).
         ema: EMA to update after the step, tracking `ema_target`.
         ema_target: the unwrapped policy.
         grounding: labelled views for the grounding head, trained in the same step.
+        amp: autocast dtype of the forward pass (torch.bfloat16), or None for fp32. The backward pass
+            runs outside autocast, on fp32 weights; bf16 needs no loss scaling.
     """
     model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    loss, metrics = model(batch, grounding)
+    scaled = set_lr(optimizer, lr)
+    with autocast(next(model.parameters()).device, amp):
+        loss, metrics = model(batch, grounding)
     if not torch.isfinite(loss):
         raise FloatingPointError(
             f"training loss became {loss.item()}; lower the learning rate or check the data"
         )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    out = {"loss": float(loss.detach()), **metrics, "lr": lr}
+    out = {"loss": float(loss.detach()), **metrics, "lr": lr, **scaled}
     if grad_clip > 0:
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
@@ -243,25 +229,38 @@ def build_policy_config(cfg: TrainConfig) -> PolicyConfig:
 
 
 def train(
-    cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", progress: bool = True
+    cfg: TrainConfig, *, resume: bool = False, device: str = "auto", progress: bool = True
 ) -> dict[str, Any]:
     """Trains a policy as `cfg` says; returns a summary (steps, wall time, last metrics, checkpoint path).
 
     Writes `<out>/checkpoint/` (deployable, EMA weights + stats), `<out>/train_state/` (for `resume`),
     `<out>/train_config.json`, `<out>/metrics.jsonl` and TensorBoard events in `<out>/tb/`.
+
+    Args:
+        cfg: the run's config.
+        resume: continue the run in `cfg.out` from its `train_state/`.
+        device: "auto", "cpu", "cuda" or "cuda:N" (`vla.train_device.resolve_placement`); under
+            torchrun each rank takes `cuda:<LOCAL_RANK>`.
+        progress: show a progress bar (on a terminal) or log a line every 5% of the steps.
     """
-    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    check_module_names(cfg, PREFIXES)
+    place = resolve_placement(device, cfg.amp)
+    device = place.device
+    if place.cuda_index is not None:
+        torch.cuda.set_device(place.cuda_index)  # before the process group: nccl binds to it
+    distributed = place.distributed
     rank, world = 0, 1
     if distributed:
-        backend = "nccl" if device.startswith("cuda") else "gloo"
         if not dist.is_initialized():
-            dist.init_process_group(backend)
+            dist.init_process_group(place.backend)
         rank, world = dist.get_rank(), dist.get_world_size()
         if cfg.batch_size % world:
             raise ValueError(
                 f"batch_size {cfg.batch_size} must be divisible by the {world} distributed ranks"
             )
     torch.set_num_threads(cfg.threads)
+    if rank == 0:
+        log.info("training on %s (autocast %s), %d process(es)", device, _amp_name(place), world)
     out = Path(cfg.out)
     policy_cfg = build_policy_config(cfg)
     check_grounding_config(cfg, policy_cfg)
@@ -288,7 +287,10 @@ def train(
         saved = json.loads(cfg_file.read_text()) if cfg_file.exists() else None
         now = json.loads(json.dumps(to_dict(cfg)))
         if saved is not None:
-            diff = sorted(k for k in set(saved) | set(now) if k != "steps" and saved.get(k) != now.get(k))
+            # How long to run may change: a run stopped by its time budget (which counts the time
+            # already spent) continues only with a larger one.
+            free = ("steps", "time_budget_s")
+            diff = sorted(k for k in set(saved) | set(now) if k not in free and saved.get(k) != now.get(k))
             if diff:
                 raise ValueError(
                     f"{out}: --resume with a config that differs from train_config.json in {diff}"
@@ -304,7 +306,11 @@ def train(
     model: torch.nn.Module = _LossModule(policy)
     if distributed:
         # Staged freezing changes which parameters get gradients mid-run, which DDP must be told about.
-        model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=bool(cfg.stages))
+        model = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=None if place.cuda_index is None else [place.cuda_index],
+            find_unused_parameters=bool(cfg.stages),
+        )
     aug = AugmentConfig(p_paraphrase=cfg.paraphrase_prob) if cfg.augment else AugmentConfig.none()
     if policy_cfg.vision.random_shift > 0:
         aug = replace(aug, p_shift=0.0)  # the model shifts its own inputs while training; never twice
@@ -341,6 +347,7 @@ def train(
                 ema=ema,
                 ema_target=policy,
                 grounding=g_batch,
+                amp=place.amp_dtype,
             )
             counters.step += 1
             session_s = time.perf_counter() - session_start
@@ -396,6 +403,8 @@ def train(
         "checkpoint": str(out / "checkpoint"),
         "metrics": last,
         "params": policy.num_params(),
+        "device": device,
+        "amp": _amp_name(place),
     }
 
 
@@ -438,6 +447,10 @@ def _save(
         optimizer=optimizer,
         counters=counters,
     )
+
+
+def _amp_name(place: Placement) -> str:
+    return "bf16" if place.amp_dtype == torch.bfloat16 else "off"
 
 
 @contextmanager

@@ -46,14 +46,15 @@ def test_models_config_override_nested_and_from_strings() -> None:
     ("override", "message"),
     [
         ({"head.kind": "magic"}, "head.kind must be one of"),
-        ({"vision.widht": 3}, "unknown config field 'vision.widht'"),
-        ({"visoin.kind": "cnn"}, "unknown config section 'visoin'"),
+        ({"vision.widht": 3}, "unknown VisionConfig field 'vision.widht'"),
+        ({"visoin.kind": "cnn"}, "unknown PolicyConfig field 'visoin'. Did you mean 'vision'"),
         ({"action_horizon": 0}, "action_horizon must be >= 1"),
         ({"execute_steps": 9}, "execute_steps must be 0 .* or 1..action_horizon=8, got 9"),
         ({"vision.channels": [8, 16]}, "must have one length"),
         ({"fusion.dim": 30}, "divisible by heads"),
         ({"vision.kind": "vit", "vision.pool": "spatial_softmax"}, "needs a CNN feature map"),
-        ({"obs_horizon": "two"}, "must be an integer"),
+        ({"obs_horizon": "two"}, "'obs_horizon': expected an integer, got 'two'"),
+        ({"obs_horizon": 1.5}, "'obs_horizon': expected an integer, got 1.5"),
     ],
 )
 def test_models_config_validation_names_the_problem(override: dict, message: str) -> None:
@@ -64,7 +65,7 @@ def test_models_config_validation_names_the_problem(override: dict, message: str
 def test_models_config_from_dict_rejects_unknown_keys() -> None:
     d = get_preset("default").to_dict()
     d["head"]["colour"] = "red"
-    with pytest.raises(ValueError, match=r"config\.head: unknown fields \['colour'\]"):
+    with pytest.raises(ValueError, match=r"config\.head: unknown field 'colour'"):
         PolicyConfig.from_dict(d)
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["vision.width"])

@@ -18,8 +18,12 @@ def _fail(e: Exception) -> None:
 
 def train_cmd(
     dataset: Annotated[Path, typer.Argument(help="HDF5 dataset (from `vla collect` or `vla data import`)")],
-    preset: Annotated[str, Opt(help="policy preset (`vla models list`)")] = "default",
-    out: Annotated[Path, Opt(help="run directory")] = Path("runs/train"),
+    config: Annotated[
+        Path | None,
+        Opt(help="JSON file of TrainConfig fields (stages, lr_scale, ...); flags and --set override it"),
+    ] = None,
+    preset: Annotated[str | None, Opt(help="policy preset (`vla models list`) [default: default]")] = None,
+    out: Annotated[Path | None, Opt(help="run directory [default: runs/train]")] = None,
     steps: Annotated[int | None, Opt(help="optimizer steps")] = None,
     batch_size: Annotated[int | None, Opt(help="global batch size")] = None,
     lr: Annotated[float | None, Opt(help="peak learning rate")] = None,
@@ -35,10 +39,14 @@ def train_cmd(
         list[str] | None, Opt("--set", "-s", help="any TrainConfig field key=value (repeatable)")
     ] = None,
     resume: Annotated[bool, Opt(help="continue the run in --out bit-for-bit")] = False,
-    device: Annotated[str, Opt(help="cpu or cuda")] = "cpu",
+    device: Annotated[
+        str, Opt(help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun cuda:$LOCAL_RANK")
+    ] = "auto",
 ) -> None:
     """Train a policy on a dataset (works under `torchrun --nproc_per_node=N` too)."""
-    from vla.config import TrainConfig, apply_overrides
+    import dataclasses
+
+    from vla.config import TrainConfig, apply_overrides, from_dict, read_config_file
     from vla.train import build_policy_config, train
     from vla.train_grounding import check_grounding_config
 
@@ -58,8 +66,14 @@ def train_cmd(
         ):
             if value is not None:
                 sets.append(f"{key}={value}")
-        cfg = TrainConfig(
-            dataset=str(dataset), out=str(out), preset=preset, policy_overrides=tuple(policy or ())
+        # Precedence: TrainConfig defaults < the --config file < flags < --set; -p adds to the file's.
+        fields = read_config_file(config) if config else {}
+        cfg = from_dict(TrainConfig, {**fields, "dataset": str(dataset)}, where=str(config or "config"))
+        cfg = dataclasses.replace(
+            cfg,
+            out=str(out) if out else cfg.out,
+            preset=preset or cfg.preset,
+            policy_overrides=(*cfg.policy_overrides, *(policy or ())),
         )
         cfg = apply_overrides(cfg, sets)
         # Bad preset names, overrides or a missing grounding file fail here, before any data is read.
@@ -101,9 +115,12 @@ def eval_cmd(
             "values, not its estimate",
         ),
     ] = False,
+    set_: Annotated[
+        list[str] | None, Opt("--set", "-s", help="any EvalConfig field key=value (repeatable)")
+    ] = None,
 ) -> None:
     """Roll a checkpoint out in simulation; print the success table, write results.json and report.html."""
-    from vla.config import EvalConfig
+    from vla.config import EvalConfig, apply_overrides
     from vla.evaluate import evaluate
 
     try:
@@ -123,7 +140,8 @@ def eval_cmd(
             out=str(out or checkpoint.parent / f"eval_{split}{'_oracle' if oracle_features else ''}"),
             oracle_features=oracle_features,
         )
-        if oracle_features:
+        cfg = apply_overrides(cfg, set_ or [])
+        if cfg.oracle_features:
             typer.echo("diagnostic run: the policy acts on the TRUE feature values, not on its own estimate")
         results = evaluate(cfg)
     except (ValueError, KeyError, FileNotFoundError) as e:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+
+from vla.overrides import apply_overrides, from_dict
+from vla.overrides import parse_overrides as parse_overrides  # re-exported: `vla.models.parse_overrides`
 
 VISION_KINDS = ("cnn", "resnet18", "vit", "hf")
 VISION_POOLS = ("spatial_softmax", "avg", "tokens", "token_learner")
 LANGUAGE_KINDS = ("minilm", "hf", "vocab")
 FUSION_KINDS = ("concat", "transformer", "decoder")
 HEAD_KINDS = ("regression", "binned", "diffusion", "flow")
-
-C = TypeVar("C")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -364,7 +364,7 @@ class PolicyConfig:
                 raise ValueError(
                     f"config: '{key}'={d[key]!r} is no longer supported (removed: {REMOVED_WHY[key]})"
                 )
-        return _from_dict(cls, d, where="config")
+        return from_dict(cls, d, where="config")
 
     def replace(self, **overrides: Any) -> PolicyConfig:
         """`dataclasses.replace` with validation; dotted keys go through `override`."""
@@ -373,100 +373,8 @@ class PolicyConfig:
     def override(self, overrides: dict[str, Any]) -> PolicyConfig:
         """Returns a copy with fields changed, e.g. `{"head.kind": "flow", "action_horizon": 16}`.
 
-        String values are parsed for non-string fields ("64", "true", "[1, 2]"), so command-line
-        `key=value` pairs can be passed straight through.
+        String values are parsed by the field's type ("64", "true", "[1, 2]", "a,b"), so command-line
+        `key=value` pairs (`parse_overrides`) can be passed straight through; `vla.overrides` has the
+        rules. Unknown keys get a did-you-mean.
         """
-        d = self.to_dict()
-        for key, value in overrides.items():
-            parts = key.split(".")
-            node: dict[str, Any] = d
-            cls: type = PolicyConfig
-            for p in parts[:-1]:
-                if p not in node or not isinstance(node[p], dict):
-                    raise ValueError(f"unknown config section '{p}' in override '{key}'")
-                cls = _field_types(cls)[p]
-                node = node[p]
-            leaf = parts[-1]
-            if leaf not in node:
-                close = [k for k in node if k.startswith(leaf[:3])]
-                raise ValueError(f"unknown config field '{key}'; fields here: {sorted(node)} {close or ''}")
-            node[leaf] = _coerce(value, _field_types(cls)[leaf], key)
-        return PolicyConfig.from_dict(d)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turns command-line `key=value` strings into an `override` mapping."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"override '{pair}' must look like key=value, e.g. vision.width=64")
-        k, v = pair.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Parses a command-line string into the field's type; other values pass through."""
-    if not isinstance(value, str) or tp is str:
-        return list(value) if isinstance(value, tuple) else value
-    if dataclasses.is_dataclass(tp):
-        raise ValueError(f"'{key}' is a section; set its fields, e.g. '{key}.<field>=...'")
-    if tp is bool:
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"'{key}' expects true/false, got '{value}'")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = [s.strip() for s in value.strip("()[]").split(",") if s.strip()]
-    if typing.get_origin(tp) is tuple:
-        items = parsed if isinstance(parsed, list) else [parsed]
-        elem = typing.get_args(tp)[0]
-        try:
-            return [elem(x) if isinstance(x, str) and elem is not str else x for x in items]
-        except ValueError as e:
-            raise ValueError(f"'{key}' expects a list of {elem.__name__}, got '{value}'") from e
-    return parsed
-
-
-def _from_dict(cls: type[C], d: Any, *, where: str) -> C:
-    if not isinstance(d, dict):
-        raise ValueError(f"{where} must be a JSON object, got {type(d).__name__}")
-    types_ = _field_types(cls)
-    unknown = sorted(set(d) - set(types_))
-    if unknown:
-        raise ValueError(f"{where}: unknown fields {unknown}; expected some of {sorted(types_)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in d.items():
-        tp = types_[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _from_dict(typing.cast(type, tp), value, where=f"{where}.{name}")
-        elif typing.get_origin(tp) is tuple:
-            if not isinstance(value, list | tuple):
-                raise ValueError(f"{where}.{name} must be a list, got {value!r}")
-            kwargs[name] = tuple(value)
-        elif tp is int:
-            if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-                raise ValueError(f"{where}.{name} must be an integer, got {value!r}")
-            kwargs[name] = int(value)
-        elif tp is float:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{where}.{name} must be a number, got {value!r}")
-            kwargs[name] = float(value)
-        elif tp is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"{where}.{name} must be true or false, got {value!r}")
-            kwargs[name] = value
-        elif tp is str:
-            if not isinstance(value, str):
-                raise ValueError(f"{where}.{name} must be a string, got {value!r}")
-            kwargs[name] = value
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+        return apply_overrides(self, overrides)
