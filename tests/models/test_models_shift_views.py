@@ -43,7 +43,10 @@ def test_models_ground_averages_over_shifted_views(kit) -> None:
         cfg, embodiment=kit.embodiment_with_ee(), stats=data.stats(), features=(SCENE,)
     ).eval()
     shifted = build_policy(
-        dataclasses.replace(cfg, grounding_shift=2), embodiment=plain.embodiment, stats=data.stats()
+        dataclasses.replace(cfg, grounding_shift=2),
+        embodiment=plain.embodiment,
+        stats=data.stats(),
+        features=(SCENE,),
     ).eval()
     shifted.load_state_dict(plain.state_dict())
     obs = data.obs()
