@@ -54,6 +54,6 @@ def test_models_ground_averages_over_shifted_views(kit) -> None:
     assert avg.shape == one.shape == (3, 8) and np.isfinite(avg).all()
     assert not np.allclose(avg, one, atol=1e-6)  # the other eight views count
     # Each row is the mean of that row's nine views: a batch of one gives the same row.
-    np.testing.assert_allclose(shifted.ground(data.obs(np.array([1])))[0], avg[1], atol=1e-5)
+    np.testing.assert_allclose(shifted.estimate(data.obs(np.array([1])))["scene"][0], avg[1], atol=1e-5)
     with pytest.raises(ValueError, match="grounding_shift must be >= 0"):
         dataclasses.replace(cfg, grounding_shift=-1)
