@@ -84,19 +84,25 @@ class ObservationHistory:
     """
 
     def __init__(
-        self, horizon: int, *, estimate: Callable[[Observation], dict[str, np.ndarray]] | None = None
+        self,
+        horizon: int,
+        *,
+        estimate: Callable[[Observation], dict[str, np.ndarray]] | None = None,
+        names: tuple[str, ...] = (),
     ) -> None:
         if horizon < 1:
             raise ValueError(f"observation horizon must be >= 1, got {horizon}")
         self.horizon = horizon
         self.estimate = estimate
+        self.names = names  # what `estimate` returns: no call when the observation brings them all
         self.held: dict[str, np.ndarray] | None = None
         self._frames: deque[Observation] = deque(maxlen=horizon)
 
     @classmethod
     def for_policy(cls, policy: Any) -> ObservationHistory:
         """The history a controller keeps for `policy`: its horizon and feature estimator."""
-        return cls(obs_horizon_of(policy), estimate=feature_estimator(policy))
+        names = tuple(getattr(policy, "estimates", ()) or ())
+        return cls(obs_horizon_of(policy), estimate=feature_estimator(policy), names=names)
 
     def reset(self) -> None:
         self._frames.clear()
@@ -116,7 +122,7 @@ class ObservationHistory:
         state = np.stack([f.state for f in frames])[None]  # (1, T, S)
         batch = Observation(images=images, state=state, instruction=[str(obs.instruction)])
         given = {k: np.asarray(v, dtype=np.float32)[None] for k, v in obs.features.items()}  # (1, D)
-        if self.estimate is not None and self.held is None:
+        if self.estimate is not None and self.held is None and not set(self.names) <= given.keys():
             self.held = {k: np.asarray(v, dtype=np.float32) for k, v in self.estimate(batch).items()}
         if not given and not self.held:
             return batch

@@ -169,7 +169,11 @@ class PolicyServer:
         # Per-connection state, new for each client: the frame history and, for a policy that
         # estimates episode features, the estimates held from the first frame after a connect or a
         # `reset` request.
-        history = ObservationHistory(self.spec.obs_horizon, estimate=feature_estimator(self.policy))
+        history = ObservationHistory(
+            self.spec.obs_horizon,
+            estimate=feature_estimator(self.policy),
+            names=tuple(getattr(self.policy, "estimates", ()) or ()),
+        )
         prev_total_ms = 0.0
         try:
             await conn.send(self._metadata_frame)
