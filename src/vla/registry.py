@@ -9,8 +9,17 @@ from typing import TypeVar
 V = TypeVar("V")
 
 
+class UnknownNameError(KeyError):
+    """An unknown suite / preset / head name. A KeyError (callers catch those) whose message prints
+    as written: a plain KeyError shows the repr of its message, wrapped in quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def lookup(table: Mapping[str, V], name: str, *, kind: str) -> V:
-    """Returns `table[name]`, or raises a KeyError that lists the choices and the closest match.
+    """Returns `table[name]`, or raises an UnknownNameError (a KeyError) that lists the choices and
+    the closest match.
 
     Args:
         table: the known names.
@@ -23,4 +32,4 @@ def lookup(table: Mapping[str, V], name: str, *, kind: str) -> V:
         return table[name]
     close = difflib.get_close_matches(name, list(table), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise KeyError(f"unknown {kind} '{name}'.{hint} Known: {', '.join(sorted(table))}")
+    raise UnknownNameError(f"unknown {kind} '{name}'.{hint} Known: {', '.join(sorted(table))}")
