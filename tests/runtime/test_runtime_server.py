@@ -236,7 +236,9 @@ def test_prev_action_rate_limits_across_chunks(scripted_server, rt):
 @pytest.mark.parametrize(("mode", "calls", "exhausted"), [("nan_first", 2, False), ("nan", 2, True)])
 def test_server_replans_nan_chunks_then_holds(rt, mode, calls, exhausted):
     policy = rt.ScriptedPolicy(mode=mode)
-    server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0, recovery=RecoveryConfig(max_retries=1)))
+    server = PolicyServer(
+        policy, rt.make_spec(policy), ServeConfig(port=0, recovery=RecoveryConfig(max_retries=1))
+    )
     port = server.start()
     try:
         with PolicyClient("127.0.0.1", port) as client:

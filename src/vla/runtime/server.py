@@ -242,7 +242,9 @@ class PolicyServer:
             peer=peer,
             # A grounding policy's scene estimate is held from the first frame after a connect or reset.
             history=ObservationHistory(
-                self.spec.obs_horizon, ground=scene_estimator(self.policy), grasp=grasp_offset_for(self.policy)
+                self.spec.obs_horizon,
+                ground=scene_estimator(self.policy),
+                grasp=grasp_offset_for(self.policy),
             ),
             safety=safety,
             recovery=Recovery(self.config.recovery, safety=safety),
