@@ -167,8 +167,15 @@ def test_metadata_announces_the_limits_in_force(rt):
     assert meta["estop"] == {"scope": "connection", "release": "not over the wire"}
 
 
-def test_unsafe_server_announces_no_limits(rt):
+def test_unsafe_server_announces_no_limits_and_refuses_an_estop(rt):
     policy = rt.ScriptedPolicy()
     server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0, unsafe_no_filter=True))
     assert server.metadata()["safety_filter"] is False
     assert server.metadata()["safety_limits"] is None
+    server.start()
+    try:
+        with PolicyClient("127.0.0.1", server.port) as client:
+            with pytest.raises(ServerError, match="cannot e-stop: stop the robot on its side"):
+                client.estop()
+    finally:
+        server.stop()

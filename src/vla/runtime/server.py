@@ -301,8 +301,13 @@ class PolicyServer:
     def _estop_request(self, session: Session, req: Request) -> None:
         """Latches, or (with the release token) releases, this connection's e-stop."""
         filt = session.safety
-        if filt is None or req.estop is None:
+        if req.estop is None:
             return
+        if filt is None:  # silently ignoring a stop request would be worse than refusing it
+            raise ProtocolError(
+                "this server runs without the safety filter (--unsafe-no-filter) and cannot e-stop: "
+                "stop the robot on its side"
+            )
         who = f"connection #{session.id} ({session.peer}, operator '{req.operator or 'unnamed'}')"
         if req.estop:
             self._audit("latch", session, req)
@@ -311,6 +316,7 @@ class PolicyServer:
         secret = self.config.release_token
         if secret is None:
             self._audit("release_refused", session, req)
+            logger.warning("e-stop release REFUSED for %s: the server has no release token", who)
             raise ProtocolError(
                 "e-stop release refused: this server has no release token (start it with --token or "
                 "--estop-token); the e-stop stays latched for this connection"
