@@ -174,8 +174,10 @@ def test_unsafe_server_announces_no_limits_and_refuses_an_estop(rt):
     assert server.metadata()["safety_limits"] is None
     server.start()
     try:
-        with PolicyClient("127.0.0.1", server.port) as client:
-            with pytest.raises(ServerError, match="cannot e-stop: stop the robot on its side"):
-                client.estop()
+        with (
+            PolicyClient("127.0.0.1", server.port) as client,
+            pytest.raises(ServerError, match="cannot e-stop: stop the robot on its side"),
+        ):
+            client.estop()
     finally:
         server.stop()
