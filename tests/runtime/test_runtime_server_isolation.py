@@ -181,3 +181,23 @@ def test_unsafe_server_announces_no_limits_and_refuses_an_estop(rt):
             client.estop()
     finally:
         server.stop()
+
+
+def test_batching_keeps_each_connections_held_scene(rt):
+    from vla.runtime.batching import stack
+
+    def one(scene: list[float] | None) -> Observation:
+        o = rt.make_obs()
+        return Observation(
+            {c: o[f"images/{c}"][None, None] for c in ("scene", "wrist")},
+            o["state"][None, None],
+            ["go"],
+            scene=None if scene is None else np.asarray([scene], np.float32),
+        )
+
+    both = stack([one([0.1] * 8), one([0.2] * 8)])
+    assert both.scene is not None and both.scene.shape == (2, 8)
+    np.testing.assert_allclose(both.scene[:, 0], [0.1, 0.2])
+    assert stack([one(None), one(None)]).scene is None
+    with pytest.raises(ValueError, match="with and without a held scene"):
+        stack([one([0.1] * 8), one(None)])

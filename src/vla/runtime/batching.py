@@ -20,14 +20,19 @@ from vla.types import ActionChunk, Observation
 
 
 def stack(observations: list[Observation]) -> Observation:
-    """Concatenates batched observations ([1, T, ...] each) along the batch axis."""
+    """Concatenates batched observations ([1, T, ...] each) along the batch axis, held scene
+    estimates included (a grounding policy's connections all hold one, or none does)."""
     first = observations[0]
+    scenes = [o.scene for o in observations]
+    if any(s is None for s in scenes) and any(s is not None for s in scenes):
+        raise ValueError("cannot batch observations with and without a held scene estimate")
     return Observation(
         images={
             k: np.concatenate([o.images[k] for o in observations]) for k in first.images
         },  # (B, T, Hi, Wi, 3)
         state=np.concatenate([o.state for o in observations]),  # (B, T, S)
         instruction=[s for o in observations for s in o.instruction],
+        scene=None if scenes[0] is None else np.concatenate([np.asarray(s) for s in scenes]),  # (B, L)
     )
 
 
