@@ -8,7 +8,8 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 # OpenMP's wait policy is chosen per command by `vla` itself (src/vla/cli/main.py): spinning threads
 # for the commands that own the machine (train, demo), passive waits elsewhere. The tests run many
-# processes side by side, so they wait passively (busy-waiting threads there cost up to 50x, FACTS.md).
+# processes side by side, so they wait passively (busy-waiting threads there cost many times over,
+# docs/platform.md#threads).
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 

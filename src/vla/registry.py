@@ -9,8 +9,17 @@ from typing import TypeVar
 V = TypeVar("V")
 
 
+class UnknownNameError(KeyError):
+    """An unknown suite / preset / head name. A KeyError (callers catch those) whose message prints
+    as written: a plain KeyError shows the repr of its message, wrapped in quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def lookup(table: Mapping[str, V], name: str, *, kind: str) -> V:
-    """Returns `table[name]`, or raises a KeyError that lists the choices and the closest match.
+    """Returns `table[name]`, or raises an UnknownNameError (a KeyError) that lists the choices and
+    the closest match.
 
     Args:
         table: the known names.
@@ -21,7 +30,9 @@ def lookup(table: Mapping[str, V], name: str, *, kind: str) -> V:
         raise TypeError(f"{kind} name must be a string, got {type(name).__name__}")
     if name in table:
         return table[name]
-    raise KeyError(f"unknown {kind} '{name}'.{did_you_mean(name, table)} Known: {', '.join(sorted(table))}")
+    raise UnknownNameError(
+        f"unknown {kind} '{name}'.{did_you_mean(name, table)} Known: {', '.join(sorted(table))}"
+    )
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

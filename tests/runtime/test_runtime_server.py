@@ -15,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from vla.runtime.client import PolicyClient, ServerError
+from vla.runtime.recovery import RecoveryConfig
 from vla.runtime.server import PolicyServer, ServeConfig
 
 # openpi-client 0.1.2 connects without a context manager, which websockets 17 deprecates.
@@ -73,8 +74,9 @@ def test_policy_client_request_ids_reset_and_estop(scripted_server, rt):
         held = client.infer(obs)
         np.testing.assert_array_equal(held["actions"][:, :6], 0.0)  # zero deltas while e-stopped
         assert held["safety"]["interventions"] == ["estop"]
-        client.release_estop()
-        assert np.any(client.infer(obs)["actions"][:, :6] != 0.0)
+        with pytest.raises(ServerError, match="no release token"):
+            client.release_estop(None)  # this server has no token: the stop stays latched
+        assert client.infer(obs)["safety"]["interventions"] == ["estop"]
         with pytest.raises(ServerError, match="missing key 'prompt'"):
             client.infer({k: v for k, v in obs.items() if k != "prompt"})
     assert policy.calls == 3
@@ -234,7 +236,9 @@ def test_prev_action_rate_limits_across_chunks(scripted_server, rt):
 @pytest.mark.parametrize(("mode", "calls", "exhausted"), [("nan_first", 2, False), ("nan", 2, True)])
 def test_server_replans_nan_chunks_then_holds(rt, mode, calls, exhausted):
     policy = rt.ScriptedPolicy(mode=mode)
-    server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0, max_retries=1))
+    server = PolicyServer(
+        policy, rt.make_spec(policy), ServeConfig(port=0, recovery=RecoveryConfig(max_retries=1))
+    )
     port = server.start()
     try:
         with PolicyClient("127.0.0.1", port) as client:

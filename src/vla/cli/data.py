@@ -30,8 +30,7 @@ def collect(
     randomize: Annotated[bool, typer.Option("--randomize/--no-randomize")] = False,
 ) -> None:
     """Records scripted-expert demonstrations of a suite into an HDF5 dataset, in parallel."""
-    from tqdm import tqdm
-
+    from vla.cli.progress import Progress
     from vla.data.collect import CollectConfig, CollectReport, run_collection
 
     cfg = CollectConfig(
@@ -48,7 +47,7 @@ def collect(
     from vla.envs import get_suite
 
     n_families = len(cfg.families) or len(get_suite(suite).families)
-    bar = tqdm(total=episodes_per_task * n_families, unit="ep", desc=f"collect {suite}")
+    bar = Progress(episodes_per_task * n_families, unit="ep", desc=f"collect {suite}")
     done = [0]
 
     def progress(r: CollectReport) -> None:
@@ -86,11 +85,10 @@ def collect_grounding(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Renders labelled scenes (instruction -> object positions) for `vla train --grounding`."""
-    from tqdm import tqdm
-
+    from vla.cli.progress import Progress
     from vla.data.grounding import collect_grounding as run
 
-    bar = tqdm(total=scenes * views, unit="view", desc=f"grounding {suite}")
+    bar = Progress(scenes * views, unit="view", desc=f"grounding {suite}")
     try:
         res = run(
             suite,

@@ -51,7 +51,7 @@ def models_show(
     try:
         cfg = get_preset(preset).override(parse_overrides(overrides or []))
     except (KeyError, ValueError) as e:
-        raise typer.BadParameter(str(e).strip('"')) from e
+        raise typer.BadParameter(str(e)) from e
     typer.echo(json.dumps(cfg.to_dict(), indent=2))
 
 
@@ -86,7 +86,7 @@ def bench_model(
             for n in names
         ]
     except (KeyError, ValueError) as e:
-        raise typer.BadParameter(str(e).strip('"')) from e
+        raise typer.BadParameter(str(e)) from e
     rows = [run_model_bench(c) for c in cfgs]
     typer.echo(format_table(rows))
     summary = rows[0] if len(rows) == 1 else {"presets": rows}

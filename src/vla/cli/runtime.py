@@ -32,6 +32,70 @@ def _load(checkpoint: Path, config: Any) -> Any:
         raise typer.BadParameter(str(e), param_hint="--checkpoint") from e
 
 
+def build_server(
+    checkpoint: Path,
+    *,
+    port: int = 8000,
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    estop_token: str | None = None,
+    backend: str = "eager",
+    threads: int = 1,
+    min_confidence: float | None = None,
+    mc_dropout: int = 0,
+    unsafe_no_filter: bool = False,
+    max_batch: int = 8,
+) -> tuple[Any, str]:
+    """The PolicyServer `vla serve` runs, and where its confidence comes from ("" when none is needed).
+
+    With `min_confidence` (or `mc_dropout` > 0) the policy must give a confidence: the head's own
+    (binned, regression with head.ensemble > 1), a sampling head's (diffusion/flow draw extra samples),
+    else MC-dropout (`vla.runtime.uncertainty`); a checkpoint with none of them is refused.
+    """
+    from vla.models.policy import Policy
+    from vla.runtime.engine import EngineConfig, file_sha256
+    from vla.runtime.safety import SafetyConfig
+    from vla.runtime.server import PolicyServer, ServeConfig
+    from vla.runtime.uncertainty import MCDropout, MCDropoutConfig, confidence_plan
+
+    try:
+        policy = Policy.from_pretrained(checkpoint)
+        stats_sha = file_sha256(Path(checkpoint) / "stats.json")
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--checkpoint") from e
+    source, with_conf = "", False
+    if min_confidence is not None or mc_dropout > 0:
+        try:
+            plan = confidence_plan(policy.config, backend=backend, mc_dropout=mc_dropout > 0)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--min-confidence") from e
+        source, with_conf = plan.source, plan.with_confidence
+    engine_cfg = EngineConfig(backend=backend, num_threads=threads, with_confidence=with_conf)
+    engine = _load_engine(policy, engine_cfg, stats_sha256=stats_sha)
+    served: Any = engine
+    if source == "mc_dropout":
+        served = MCDropout(engine, MCDropoutConfig(samples=mc_dropout or MCDropoutConfig().samples))
+    cfg = ServeConfig(
+        host=host,
+        port=port,
+        token=token,
+        estop_token=estop_token,
+        safety=SafetyConfig(min_confidence=min_confidence),
+        unsafe_no_filter=unsafe_no_filter,
+        max_batch=max_batch,
+    )
+    return PolicyServer(served, engine.spec, cfg), source
+
+
+def _load_engine(policy: Any, config: Any, *, stats_sha256: str) -> Any:
+    from vla.runtime.engine import Engine
+
+    try:
+        return Engine(policy, config, stats_sha256=stats_sha256)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--backend") from e
+
+
 def serve(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoint directory")],
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
@@ -41,11 +105,27 @@ def serve(
     token: Annotated[
         str | None, typer.Option("--token", help="require 'Authorization: Api-Key <token>'")
     ] = None,
+    estop_token: Annotated[
+        str | None,
+        typer.Option("--estop-token", help="secret that releases a latched e-stop (default: --token)"),
+    ] = None,
     backend: Annotated[Backend, typer.Option("--backend")] = Backend.eager,
     threads: Annotated[int, typer.Option("--threads", min=1, help="inference threads")] = 1,
     min_confidence: Annotated[
-        float | None, typer.Option("--min-confidence", help="hold when the policy's confidence is lower")
+        float | None,
+        typer.Option(
+            "--min-confidence",
+            help="hold when the policy's confidence is lower (refused for a checkpoint with no confidence)",
+        ),
     ] = None,
+    mc_dropout: Annotated[
+        int,
+        typer.Option(
+            "--mc-dropout",
+            min=0,
+            help="MC-dropout passes for the confidence (0: only when the head has no confidence, 8 passes)",
+        ),
+    ] = 0,
     unsafe_no_filter: Annotated[
         bool, typer.Option("--unsafe-no-filter", help="serve raw model actions, WITHOUT the safety filter")
     ] = False,
@@ -54,25 +134,28 @@ def serve(
     ] = 8,
 ) -> None:
     """Serves a checkpoint over websockets (openpi wire protocol; openpi-client works unchanged)."""
-    from vla.runtime.engine import EngineConfig
-    from vla.runtime.safety import SafetyConfig
-    from vla.runtime.server import PolicyServer, ServeConfig
-
+    if mc_dropout == 1:
+        raise typer.BadParameter("MC-dropout needs at least 2 passes", param_hint="--mc-dropout")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = _load(checkpoint, EngineConfig(backend=backend.value, num_threads=threads))
-    cfg = ServeConfig(
-        host=host,
+    server, source = build_server(
+        checkpoint,
         port=port,
+        host=host,
         token=token,
-        safety=SafetyConfig(min_confidence=min_confidence),
+        estop_token=estop_token,
+        backend=backend.value,
+        threads=threads,
+        min_confidence=min_confidence,
+        mc_dropout=mc_dropout,
         unsafe_no_filter=unsafe_no_filter,
         max_batch=max_batch,
     )
-    server = PolicyServer(engine, engine.spec, cfg)
     meta = server.metadata()
+    conf = f" confidence={source}" if source else ""
     typer.echo(
         f"serving {checkpoint} ({meta['policy_name']}, backend {backend.value}) on ws://{host}:{port} "
         f"action_shape={meta['action_shape']} safety_filter={'ON' if not unsafe_no_filter else 'OFF (unsafe)'}"
+        f"{conf}"
     )
     try:
         server.serve_forever()

@@ -3,7 +3,7 @@
 Measured on the default suite's robot (`vla.envs.base.DEFAULT_SUITE`: 22-D state, 7-D actions, two 96 x 96 cameras) with random inputs
 and synthetic statistics, so no dataset is needed; speed does not depend on what the weights learned.
 The thread count is set explicitly (and restored), because on a shared 2-core machine it decides the
-figure more than the model does (FACTS.md); p95 is reported beside the median for the same reason.
+figure more than the model does (docs/platform.md#threads); p95 is reported beside the median for the same reason.
 """
 
 from __future__ import annotations

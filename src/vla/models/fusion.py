@@ -2,8 +2,8 @@
 
 Three fusions, all returning features (B, H, D) for the H steps of the chunk plus the token context
 (B, M, D) that generative heads can attend to:
-- "concat": one MLP over every token concatenated (the fast CPU default; the calibration policy in
-  FACTS.md is of this kind). Per-step features = the fused vector + a learned step embedding.
+- "concat": one MLP over every token concatenated (the fast CPU default, used by the `default`
+  preset). Per-step features = the fused vector + a learned step embedding.
 - "transformer": self-attention over [language, state, vision, H action queries], the queries read out
   in parallel (OpenVLA-OFT's parallel decoding; π0/Octo prefix + readout tokens).
 - "decoder": transformer encoder over the tokens and a DETR-style decoder of H learned action queries

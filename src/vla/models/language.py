@@ -57,6 +57,7 @@ def build_vocab(instructions: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 def _load_pretrained(path: str) -> tuple[Any, Any]:
     """Loads (tokenizer, model) from a local directory, offline; refuses pickled weights."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     if path in _LOADED:
         return _LOADED[path]
@@ -66,6 +67,7 @@ def _load_pretrained(path: str) -> tuple[Any, Any]:
     if not any(p.glob("*.safetensors")):
         raise ValueError(f"language encoder '{path}' has no .safetensors weights (vla never unpickles)")
     tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would print on every command
     model = AutoModel.from_pretrained(str(p), local_files_only=True, use_safetensors=True)
     model.eval()
     _LOADED[path] = (tokenizer, model)

@@ -20,14 +20,19 @@ from vla.types import ActionChunk, Observation
 
 
 def stack(observations: list[Observation]) -> Observation:
-    """Concatenates batched observations ([1, T, ...] each) along the batch axis."""
+    """Concatenates batched observations ([1, T, ...] each) along the batch axis, held feature
+    estimates included (the connections of one policy all hold the same features, or none)."""
     first = observations[0]
+    names = set(first.features)
+    if any(set(o.features) != names for o in observations):
+        raise ValueError("cannot batch observations that carry different features")
     return Observation(
         images={
             k: np.concatenate([o.images[k] for o in observations]) for k in first.images
         },  # (B, T, Hi, Wi, 3)
         state=np.concatenate([o.state for o in observations]),  # (B, T, S)
         instruction=[s for o in observations for s in o.instruction],
+        features={k: np.concatenate([np.asarray(o.features[k]) for o in observations]) for k in names},
     )
 
 

@@ -2,7 +2,7 @@
 
 Used by `vla bench latency` and `benchmarks/bench_latency.py` / `benchmarks/bench_server.py`. Every figure
 is wall-clock per call after warm-up: median, p95 and p99 (tails matter for a 10 Hz control loop on a
-shared CPU, see FACTS.md), never a mean alone.
+shared CPU, see docs/platform.md#threads), never a mean alone.
 """
 
 from __future__ import annotations

@@ -78,15 +78,28 @@ class PolicyClient:
         return self._call(dict(obs))
 
     def reset(self) -> None:
-        """Clears the server's per-connection state (observation history) for a new episode."""
+        """Clears the server's per-connection state (observation history, rate-limit memory; a latched
+        e-stop stays) for a new episode."""
         self._call({"reset": True})
 
-    def estop(self) -> None:
-        """Latches the server's e-stop: every reply holds until `release_estop()`."""
-        self._call({"estop": True})
+    def estop(self, *, reason: str = "", operator: str = "") -> None:
+        """Latches this connection's e-stop on the server: every reply holds until a release."""
+        self._call({"estop": True, "estop_reason": reason, "operator": operator})
 
-    def release_estop(self) -> None:
-        self._call({"estop": False})
+    def release_estop(self, token: str | None, *, reason: str = "", operator: str = "") -> None:
+        """Releases this connection's latched e-stop; the server logs who, when and why.
+
+        Args:
+            token: the server's release token (`--estop-token`, else its API `--token`).
+            reason: why it is safe to move again; operator: who releases it.
+
+        Raises:
+            ServerError: the server refused (no or a wrong token).
+        """
+        msg: dict[str, Any] = {"estop": False, "estop_reason": reason, "operator": operator}
+        if token is not None:
+            msg["estop_token"] = token
+        self._call(msg)
 
     def close(self) -> None:
         self._ws.close()

@@ -11,8 +11,8 @@ All backends take and return robot units: normalization lives in the model (or i
 the statistics from the checkpoint. The instruction encoder (MiniLM) stays in PyTorch for every backend;
 its output is cached per instruction string, so a repeated instruction costs a dict lookup.
 
-Threads: on a shared CPU, busy-waiting OpenMP workers next to another job made a policy 50x slower
-(FACTS.md). The engine therefore uses 1 intra-op thread by default (configurable) and, if torch has not
+Threads: on a shared CPU, busy-waiting OpenMP workers next to another job slow a policy many times
+over (docs/platform.md#threads). The engine therefore uses 1 intra-op thread by default (configurable) and, if torch has not
 been imported yet, sets OMP_WAIT_POLICY=PASSIVE before importing it (libgomp reads it once at start-up).
 `torch.set_num_threads` is process-wide, so the last engine built decides.
 """

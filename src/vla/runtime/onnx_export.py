@@ -126,7 +126,7 @@ class OnnxRunner:
         opts.intra_op_num_threads = num_threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # No spinning worker threads on a shared CPU (see FACTS.md on OMP_WAIT_POLICY).
+        # No spinning worker threads on a shared CPU (docs/platform.md#threads).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)

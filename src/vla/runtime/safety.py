@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -206,6 +208,7 @@ class SafetyFilter:
         self.last_reasons: tuple[str, ...] = ()
         self._estop = threading.Event()
         self._estop_reason = ""
+        self._estop_since: float | None = None  # time.time() of the latch
         self._prev: np.ndarray | None = None
         self._prev2: np.ndarray | None = None
         self._first_ref: np.ndarray | None = None
@@ -215,14 +218,34 @@ class SafetyFilter:
         """Latches the e-stop: every command is a hold until `release_estop()` (not cleared by reset)."""
         if not self._estop.is_set():
             logger.warning("e-stop latched (%s)", reason)
+            self._estop_since = time.time()
         self._estop_reason = reason
         self._estop.set()
 
-    def release_estop(self) -> None:
-        """Releases a latched e-stop; rate limits restart from the held command."""
+    def release_estop(self, *, by: str = "local caller", reason: str = "") -> None:
+        """Releases a latched e-stop; rate limits restart from the held command.
+
+        Args:
+            by: who releases it (logged with the time and the reason the stop was latched for).
+            reason: why the operator releases it.
+        """
         if self._estop.is_set():
-            logger.warning("e-stop released (was: %s)", self._estop_reason)
+            since = "" if self._estop_since is None else f" since {_utc(self._estop_since)}"
+            logger.warning(
+                "e-stop released by %s at %s (reason: %s); it was latched%s for: %s",
+                by,
+                _utc(time.time()),
+                reason or "none given",
+                since,
+                self._estop_reason,
+            )
         self._estop.clear()
+        self._estop_since = None
+
+    @property
+    def estop_reason(self) -> str:
+        """Why the e-stop was latched ("" when it never was)."""
+        return self._estop_reason
 
     @property
     def estopped(self) -> bool:
@@ -324,6 +347,54 @@ class SafetyFilter:
             ref2, ref1 = ref1, cmd
         self._record(tuple(dict.fromkeys(all_reasons)), counts=all_reasons)
         return out.astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """The limits in force, as plain lists/floats (None = unlimited): what the server announces.
+
+        Returns:
+            {"action_space", "control_hz", "groups": [{"name", "units", "low", "high", "max_step",
+            "max_step_change", "hold"}], "workspace": {"group", "low", "high", "margin"} or None,
+            "min_confidence", "velocity_scale", "max_joint_acceleration", "max_delta_change",
+            "rate_limit_gripper", "hold_reasons"}. `max_step` bounds |cmd_t - cmd_{t-1}| and
+            `max_step_change` the change of that step, per dimension, in the group's units.
+        """
+        lim, cfg = self.limits, self.config
+        space = self.embodiment.action_space(cfg.action_space)
+        groups = []
+        for g in space.groups:
+            sl = space.slice(g.name)
+            groups.append(
+                {
+                    "name": g.name,
+                    "units": g.units,
+                    "low": _plain(lim.low[sl]),
+                    "high": _plain(lim.high[sl]),
+                    "max_step": _plain(lim.vel[sl]),
+                    "max_step_change": _plain(lim.acc[sl]),
+                    "hold": "zero" if bool(lim.is_delta[sl].all()) else "last safe command",
+                }
+            )
+        workspace = None
+        if lim.ee is not None:
+            ee = next(g.name for g in space.groups if space.slice(g.name) == lim.ee)
+            workspace = {
+                "group": ee,
+                "low": _plain(lim.workspace_low),
+                "high": _plain(lim.workspace_high),
+                "margin": float(cfg.workspace_margin),
+            }
+        return {
+            "action_space": space.name,
+            "control_hz": float(self.embodiment.control_hz),
+            "groups": groups,
+            "workspace": workspace,
+            "min_confidence": cfg.min_confidence,
+            "velocity_scale": float(cfg.velocity_scale),
+            "max_joint_acceleration": cfg.max_joint_acceleration,
+            "max_delta_change": cfg.max_delta_change,
+            "rate_limit_gripper": bool(cfg.rate_limit_gripper),
+            "hold_reasons": list(HOLD_REASONS),
+        }
 
     # ---- internals ----------------------------------------------------------------------------------
     def _check(
@@ -434,3 +505,12 @@ class SafetyFilter:
         for r in self.last_reasons:
             level = logging.WARNING if r in HOLD_REASONS else logging.INFO
             logger.log(level, "safety intervention: %s", r)
+
+
+def _plain(a: np.ndarray) -> list[float | None]:
+    """float array -> list of floats, None where unlimited (inf), for msgpack/JSON metadata."""
+    return [float(x) if np.isfinite(x) else None for x in np.asarray(a, dtype=np.float64).reshape(-1)]
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -12,7 +12,9 @@ Request keys (a request is one msgpack map; nested maps are flattened with "/"):
     optional `request_id` (str or int, echoed in the reply), `reset` (bool: clear per-connection state),
     optional `prev_action` float [A]: the last command the robot executed, used by the safety filter's
              rate limits at the start of a chunk.
-    optional `estop` (bool): true latches the server's e-stop (every reply holds), false releases it.
+    optional `estop` (bool): true latches this connection's e-stop (every reply holds), false asks to
+             release it, which needs `estop_token` (the server's release token); `operator` (who) and
+             `estop_reason` (why) are logged with the latch or release (strings, at most 256 chars).
 
 Other keys are ignored, so openpi clients that send extra fields keep working.
 This module imports numpy only (it is shared by the server and the torch-free client).
@@ -30,6 +32,7 @@ from vla.spaces import Embodiment
 from vla.types import Observation
 
 MAX_PROMPT_CHARS = 1000
+MAX_AUDIT_CHARS = 256
 STATE_KEYS = ("state", "observation/state", "observation.state")
 PROMPT_KEYS = ("prompt", "instruction", "task")
 
@@ -43,6 +46,9 @@ class Request:
     reset: bool
     prev_action: np.ndarray | None
     estop: bool | None = None
+    estop_token: str | None = None
+    operator: str | None = None
+    estop_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,11 +183,22 @@ class ObservationSchema:
         if estop is not None and not isinstance(estop, bool | np.bool_):
             raise ProtocolError(f"'estop' must be a boolean, got {type(estop).__name__}")
         estop = None if estop is None else bool(estop)
+        token, operator = _short_text(flat, "estop_token"), _short_text(flat, "operator")
+        why = _short_text(flat, "estop_reason")
         has_obs = any(k in flat for k in STATE_KEYS) or any(
             a in flat for c in self.cameras for a in self.camera_aliases(c)
         )
         if (reset or estop is not None) and not has_obs:
-            return Request(None, request_id, reset=reset, prev_action=prev_action, estop=estop)
+            return Request(
+                None,
+                request_id,
+                reset=reset,
+                prev_action=prev_action,
+                estop=estop,
+                estop_token=token,
+                operator=operator,
+                estop_reason=why,
+            )
         images = {c: self._image(flat, c) for c in self.cameras}
         state = self._float_array(self._first(flat, STATE_KEYS, "state"), "state", (self.state_dim,))
         prompt = self._prompt(self._first(flat, PROMPT_KEYS, "prompt"))
@@ -191,6 +208,9 @@ class ObservationSchema:
             reset=reset,
             prev_action=prev_action,
             estop=estop,
+            estop_token=token,
+            operator=operator,
+            estop_reason=why,
         )
 
     @staticmethod
@@ -246,3 +266,15 @@ class ObservationSchema:
                 f"'prompt' is {len(value)} characters long; at most {MAX_PROMPT_CHARS} accepted"
             )
         return value
+
+
+def _short_text(flat: dict[str, Any], what: str) -> str | None:
+    """The optional short string field `what` (utf-8 bytes accepted), or None when absent."""
+    value = flat.get(what)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str) or len(value) > MAX_AUDIT_CHARS:
+        raise ProtocolError(f"'{what}' must be a string of at most {MAX_AUDIT_CHARS} characters")
+    return value

@@ -1,7 +1,8 @@
 """A websocket policy server that speaks openpi's wire protocol (so `openpi-client` works unchanged).
 
 Protocol (see `protocol.py` for arrays, `schema.py` for request keys):
-    connect     -> the server sends one msgpack frame: the metadata (`PolicyServer.metadata()`).
+    connect     -> the server sends one msgpack frame: the metadata (`PolicyServer.metadata()`), which
+                   includes the safety limits in force (`safety_limits`).
     request     <- one binary msgpack frame: the observation map (+ optional request_id / reset / estop).
     reply       -> one binary msgpack frame: {"actions": float32 [H, A] (robot units, after the safety
                    filter), "server_timing": {ms}, "safety": {...}, "request_id" if sent, "confidence"}.
@@ -9,18 +10,26 @@ Protocol (see `protocol.py` for arrays, `schema.py` for request keys):
 HTTP: `GET /healthz` answers 200 "ok". With a token, the upgrade needs `Authorization: Api-Key <token>`
 (openpi's client sends that for `api_key=`; `Bearer <token>` is accepted too), else 401 before upgrade.
 
+Every connection is one robot: it gets its own safety filter (rate limits, latched e-stop), observation
+history and recovery state, so no client can change another's safety state. Releasing a latched e-stop
+needs the release token (`ServeConfig.estop_token`, else the API token) and is logged with who, when
+and why (`PolicyServer.estop_log`, and the "vla.runtime.server" logger at WARNING).
+
 Differences from openpi's server that users asked for: inference runs in a worker thread (one model call
 at a time), so the event loop keeps serving pings, health checks and other clients; replies echo a
-request id; the metadata carries the observation schema; frames are validated, never unpickled.
+request id; the metadata carries the observation schema and the safety limits; frames are validated,
+never unpickled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -35,10 +44,17 @@ from websockets.http11 import Response
 from vla.runtime.batching import InferenceBatcher
 from vla.runtime.chunking import ObservationHistory, PolicyLike, feature_estimator
 from vla.runtime.protocol import PROTOCOL_VERSION, ProtocolError, packb, unpackb
+from vla.runtime.recovery import Recovery, RecoveryConfig, unfiltered_reasons
 from vla.runtime.safety import SafetyConfig, SafetyFilter
-from vla.runtime.schema import PolicySpec
+from vla.runtime.schema import PolicySpec, Request
 
 logger = logging.getLogger(__name__)
+
+
+def _server_recovery() -> RecoveryConfig:
+    # One re-plan per reply: a client waits for the whole chunk, and a second failure in a row
+    # rarely clears on a third try (the same policy, the same observation).
+    return RecoveryConfig(max_retries=1)
 
 
 @dataclass(frozen=True)
@@ -49,44 +65,80 @@ class ServeConfig:
         host: interface to listen on (127.0.0.1 by default: expose it deliberately).
         port: TCP port (0 picks a free one).
         token: when set, clients must send `Authorization: Api-Key <token>`.
+        estop_token: secret a client must send (`estop_token`) to release a latched e-stop; None: the
+            API `token`. With neither, a latched e-stop is never released over the wire (it lasts as
+            long as the connection).
         max_request_bytes: largest request frame answered (a text error beyond it); None: 4x the schema's
             request size, at least 1 MiB. Frames over twice this close the connection (code 1009).
-        safety: safety filter settings; unsafe_no_filter: serve raw model actions (explicit opt-out).
+        safety: safety filter settings (one filter per connection); unsafe_no_filter: serve raw model
+            actions (explicit opt-out).
         max_batch: requests that queued up during a model call are answered by one batched call, up to
             this many (1: never batch). A lone client never waits for a batch.
-        max_retries: re-plans of a chunk with NaN/inf actions or confidence below the safety filter's
-            `min_confidence` before the reply holds (flagged `safety.recovery_exhausted`).
+        recovery: the recovery policy (`vla.runtime.recovery`, the same as SafeController's): a chunk
+            the filter holds for a retryable reason (NaN/inf, low confidence, a policy exception) is
+            re-planned up to `max_retries` times (1 by default), then the reply holds
+            (`safety.recovery_exhausted`).
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
+    estop_token: str | None = None
     max_request_bytes: int | None = None
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     unsafe_no_filter: bool = False
     max_batch: int = 8
-    max_retries: int = 1
+    recovery: RecoveryConfig = field(default_factory=_server_recovery)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
-        if self.token is not None and (not self.token or any(c.isspace() for c in self.token)):
-            raise ValueError("token must be a non-empty string without whitespace")
-        if not 0 <= self.max_retries <= 10:
-            raise ValueError(f"max_retries must be in [0, 10], got {self.max_retries}")
+        for name in ("token", "estop_token"):
+            value = getattr(self, name)
+            if value is not None and (not value or any(c.isspace() for c in value)):
+                raise ValueError(f"{name} must be a non-empty string without whitespace")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.max_request_bytes is not None and self.max_request_bytes < 1024:
             raise ValueError(f"max_request_bytes must be >= 1024, got {self.max_request_bytes}")
 
+    @property
+    def release_token(self) -> str | None:
+        """The secret that releases a latched e-stop (None: release over the wire is refused)."""
+        return self.estop_token if self.estop_token is not None else self.token
+
+
+@dataclass
+class Session:
+    """The state of one connection (one robot); nothing here is shared with another connection.
+
+    Attributes:
+        id: connection number (1, 2, ...) in the server's log lines.
+        peer: the client's address "host:port".
+        history: frame history (and a grounding policy's held scene estimate).
+        safety: this robot's safety filter (rate limits, latched e-stop), None in unsafe mode.
+        recovery: this robot's recovery policy and its stats.
+    """
+
+    id: int
+    peer: str
+    history: ObservationHistory
+    safety: SafetyFilter | None
+    recovery: Recovery
+    prev_total_ms: float = 0.0
+
 
 class PolicyServer:
-    """Serves one policy to any number of websocket clients.
+    """Serves one policy to any number of websocket clients, each with its own safety state.
 
     Args:
         policy: anything with `predict(Observation) -> ActionChunk` (an `Engine`, a policy).
         spec: what the policy consumes and produces (`Engine.spec`).
         config: network and safety settings.
+
+    Attributes:
+        sessions: the open connections by id; estop_log: the last e-stop latches / releases / refused
+            releases (dicts with "event", "connection", "peer", "operator", "reason", "time").
     """
 
     def __init__(self, policy: PolicyLike, spec: PolicySpec, config: ServeConfig | None = None) -> None:
@@ -97,9 +149,10 @@ class PolicyServer:
         hi, wi = spec.image_size
         request_bytes = len(spec.cameras) * hi * wi * 3 + 8 * spec.embodiment.state_dim + 4096
         self.max_request_bytes = self.config.max_request_bytes or max(1 << 20, 4 * request_bytes)
-        self.safety: SafetyFilter | None = None
+        # Built once up front so a bad safety config fails here, and to announce the limits in force.
+        self.safety_limits: dict[str, Any] | None = None
         if not self.config.unsafe_no_filter:
-            self.safety = SafetyFilter(spec.embodiment, self.config.safety)
+            self.safety_limits = self._new_filter().describe()
         else:
             logger.warning("policy server runs WITHOUT the safety filter (unsafe_no_filter)")
         if self.config.token is None and self.config.host not in ("127.0.0.1", "localhost", "::1"):
@@ -107,6 +160,9 @@ class PolicyServer:
                 "serving on %s without a token: anyone who reaches it can drive the robot", self.config.host
             )
         self.stats: dict[str, int] = {"connections": 0, "requests": 0, "replies": 0, "errors": 0}
+        self.sessions: dict[int, Session] = {}
+        self.estop_log: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._ids = itertools.count(1)
         # One worker thread: model calls are serialized (the model is not re-entrant and two calls would
         # only fight over the same cores), while the event loop stays free for every other connection.
         self.batcher = InferenceBatcher(policy.predict, max_batch=self.config.max_batch)
@@ -117,6 +173,9 @@ class PolicyServer:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self.port: int = self.config.port
+
+    def _new_filter(self) -> SafetyFilter:
+        return SafetyFilter(self.spec.embodiment, self.config.safety)
 
     def metadata(self) -> dict[str, Any]:
         """The first frame every client receives."""
@@ -138,7 +197,16 @@ class PolicyServer:
             "observation_schema": self.schema.to_metadata(),
             "key_aliases": self.schema.aliases_metadata(),
             "stats_sha256": spec.stats_sha256,
-            "safety_filter": self.safety is not None,
+            "safety_filter": self.safety_limits is not None,
+            "safety_limits": self.safety_limits,
+            "estop": {
+                "scope": "connection",
+                "release": "estop_token" if self.config.release_token is not None else "not over the wire",
+            },
+            "recovery": {
+                "max_retries": self.config.recovery.max_retries,
+                "latch_estop": self.config.recovery.latch_estop,
+            },
             "max_request_bytes": self.max_request_bytes,
         }
 
@@ -164,42 +232,103 @@ class PolicyServer:
         return None
 
     # ---- websocket side -----------------------------------------------------------------------------
+    def _new_session(self, conn: ServerConnection) -> Session:
+        addr = conn.remote_address
+        peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else str(addr)
+        safety = None if self.config.unsafe_no_filter else self._new_filter()
+        return Session(
+            id=next(self._ids),
+            peer=peer,
+            # A policy's feature estimates are held from the first frame after a connect or reset.
+            history=ObservationHistory(
+                self.spec.obs_horizon,
+                estimate=feature_estimator(self.policy),
+                names=tuple(getattr(self.policy, "estimates", ()) or ()),
+            ),
+            safety=safety,
+            recovery=Recovery(self.config.recovery, safety=safety),
+        )
+
     async def _handle(self, conn: ServerConnection) -> None:
         self.stats["connections"] += 1
-        # Per-connection state, new for each client: the frame history and, for a policy that
-        # estimates episode features, the estimates held from the first frame after a connect or a
-        # `reset` request.
-        history = ObservationHistory(
-            self.spec.obs_horizon,
-            estimate=feature_estimator(self.policy),
-            names=tuple(getattr(self.policy, "estimates", ()) or ()),
-        )
-        prev_total_ms = 0.0
+        session = self._new_session(conn)
+        self.sessions[session.id] = session
+        logger.info("connection #%d from %s", session.id, session.peer)
         try:
             await conn.send(self._metadata_frame)
             async for message in conn:
                 t0 = time.perf_counter()
                 self.stats["requests"] += 1
                 try:
-                    reply = await self._answer(message, history, t0, prev_total_ms)
+                    reply = await self._answer(message, session, t0)
                 except ProtocolError as e:
                     self.stats["errors"] += 1
                     await conn.send(f"bad request: {e}")
                     continue
-                except Exception as e:  # a model failure must not take the server down
+                except Exception as e:  # a failure must not take the server down
                     self.stats["errors"] += 1
                     logger.exception("inference failed")
                     await conn.send(f"inference failed: {type(e).__name__}: {e}")
                     continue
                 await conn.send(reply)
                 self.stats["replies"] += 1
-                prev_total_ms = (time.perf_counter() - t0) * 1e3
+                session.prev_total_ms = (time.perf_counter() - t0) * 1e3
         except ConnectionClosed:
             pass
+        finally:
+            self.sessions.pop(session.id, None)
+            if session.safety is not None and session.safety.estopped:
+                logger.warning(
+                    "connection #%d (%s) closed with its e-stop latched (%s)",
+                    session.id,
+                    session.peer,
+                    session.safety.estop_reason,
+                )
 
-    async def _answer(
-        self, message: str | bytes, history: ObservationHistory, t0: float, prev_total_ms: float
-    ) -> bytes:
+    def _audit(self, event: str, session: Session, req: Request) -> dict[str, Any]:
+        entry = {
+            "event": event,
+            "connection": session.id,
+            "peer": session.peer,
+            "operator": req.operator or "",
+            "reason": req.estop_reason or "",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.estop_log.append(entry)
+        return entry
+
+    def _estop_request(self, session: Session, req: Request) -> None:
+        """Latches, or (with the release token) releases, this connection's e-stop."""
+        filt = session.safety
+        if req.estop is None:
+            return
+        if filt is None:  # silently ignoring a stop request would be worse than refusing it
+            raise ProtocolError(
+                "this server runs without the safety filter (--unsafe-no-filter) and cannot e-stop: "
+                "stop the robot on its side"
+            )
+        who = f"connection #{session.id} ({session.peer}, operator '{req.operator or 'unnamed'}')"
+        if req.estop:
+            self._audit("latch", session, req)
+            filt.estop(f"client request from {who}: {req.estop_reason or 'no reason given'}")
+            return
+        secret = self.config.release_token
+        if secret is None:
+            self._audit("release_refused", session, req)
+            logger.warning("e-stop release REFUSED for %s: the server has no release token", who)
+            raise ProtocolError(
+                "e-stop release refused: this server has no release token (start it with --token or "
+                "--estop-token); the e-stop stays latched for this connection"
+            )
+        if req.estop_token is None or not hmac.compare_digest(req.estop_token.encode(), secret.encode()):
+            self._audit("release_refused", session, req)
+            logger.warning("e-stop release REFUSED for %s: missing or wrong estop_token", who)
+            raise ProtocolError("e-stop release refused: missing or wrong 'estop_token'")
+        if filt.estopped:
+            self._audit("release", session, req)
+            filt.release_estop(by=who, reason=req.estop_reason or "")
+
+    async def _answer(self, message: str | bytes, session: Session, t0: float) -> bytes:
         if isinstance(message, str):
             raise ProtocolError("expected a binary msgpack frame (the observation map), got a text frame")
         if len(message) > self.max_request_bytes:
@@ -210,61 +339,76 @@ class PolicyServer:
         out: dict[str, Any] = {}
         if req.request_id is not None:
             out["request_id"] = req.request_id
-        if req.estop is not None and self.safety is not None:
-            if req.estop:
-                self.safety.estop("client request")
-            else:
-                self.safety.release_estop()
+        self._estop_request(session, req)
+        filt = session.safety
         if req.reset:
-            history.reset()
+            session.history.reset()
+            if filt is not None:
+                filt.reset()  # rate-limit memory only: a latched e-stop stays
         if req.observation is None:
-            out.update(reset=req.reset, estop=self.safety is not None and self.safety.estopped)
+            out.update(reset=req.reset, estop=filt is not None and filt.estopped)
             return packb(out)
-        batch = history.push(req.observation)
+        state = req.observation.state
+        batch = session.history.push(req.observation)
         t1 = time.perf_counter()
         h, a = self.spec.action_horizon, self.spec.action_dim
-        min_conf = self.config.safety.min_confidence if self.safety is not None else None
-        retries = 0
-        while True:  # recovery: re-plan a NaN or low-confidence chunk up to max_retries times
-            chunk, infer_ms, batch_size = await self.batcher.submit(batch)
-            actions = np.asarray(chunk.actions)
-            if actions.shape != (1, h, a):
-                raise RuntimeError(
-                    f"policy returned actions of shape {list(actions.shape)}, expected [1, {h}, {a}]"
+        infer_ms, filter_ms, batch_size, error = 0.0, 0.0, 0, None
+        confidence: float | None = None
+        actions = np.full((h, a), np.nan, np.float32)
+        attempts = session.recovery.attempts()
+        for _ in attempts:  # the recovery policy of vla.runtime.recovery (the same as SafeController's)
+            try:
+                chunk, call_ms, batch_size = await self.batcher.submit(batch)
+                infer_ms += call_ms
+                raw = np.asarray(chunk.actions)
+                if raw.shape != (1, h, a):
+                    raise RuntimeError(
+                        f"policy returned actions of shape {list(raw.shape)}, expected [1, {h}, {a}]"
+                    )
+                error = None
+                confidence = (
+                    None if chunk.confidence is None else float(np.asarray(chunk.confidence).reshape(-1)[0])
                 )
-            confidence = (
-                None if chunk.confidence is None else float(np.asarray(chunk.confidence).reshape(-1)[0])
+                raw = raw[0]
+            except Exception as e:  # a failed model call is a failed attempt, like in SafeController
+                session.recovery.stats["policy_error"] += 1
+                error = f"{type(e).__name__}: {e}"
+                logger.warning("connection #%d: policy failed: %s", session.id, error)
+                raw, confidence = np.full((h, a), np.nan, np.float32), None
+            if filt is None:
+                actions = raw.astype(np.float32)
+                attempts.judge(unfiltered_reasons(raw, error))
+            else:
+                tf = time.perf_counter()
+                actions = filt.filter_chunk(raw, state, confidence=confidence, prev_action=req.prev_action)
+                filter_ms += (time.perf_counter() - tf) * 1e3
+                attempts.judge(filt.last_reasons)
+        if attempts.exhausted and filt is None:
+            raise RuntimeError(
+                f"no finite chunk after {attempts.retries + 1} attempts (last error: {error}); "
+                "no safety filter to hold (unsafe mode)"
             )
-            bad = not np.all(np.isfinite(actions)) or (
-                min_conf is not None and confidence is not None and not confidence >= min_conf
-            )
-            if not bad or retries >= self.config.max_retries:
-                break
-            retries += 1
         t2 = time.perf_counter()
-        safety: dict[str, Any] = {"enabled": self.safety is not None, "retries": retries}
-        if self.safety is not None:
-            actions = self.safety.filter_chunk(
-                actions[0], req.observation.state, confidence=confidence, prev_action=req.prev_action
-            )
+        safety: dict[str, Any] = {"enabled": filt is not None, "retries": attempts.retries}
+        if filt is not None:
             safety.update(
-                interventions=list(self.safety.last_reasons),
-                estop=self.safety.estopped,
-                recovery_exhausted=bad,  # every attempt failed: the reply holds where the model failed
+                interventions=list(filt.last_reasons),
+                estop=filt.estopped,
+                recovery_exhausted=attempts.exhausted,  # every attempt failed: the reply holds
             )
-        else:
-            actions = actions[0].astype(np.float32)
+            if attempts.exhausted and error is not None:
+                safety["error"] = error
         out["actions"] = actions  # (H, A)
         if confidence is not None:
             out["confidence"] = confidence
         out["safety"] = safety
         t3 = time.perf_counter()
         out["server_timing"] = {
-            "infer_ms": infer_ms,
-            "queue_ms": (t2 - t1) * 1e3 - infer_ms,
-            "filter_ms": (t3 - t2) * 1e3,
+            "infer_ms": infer_ms,  # model calls of every attempt
+            "queue_ms": max(0.0, (t2 - t1) * 1e3 - infer_ms - filter_ms),
+            "filter_ms": filter_ms + (t3 - t2) * 1e3,
             "total_ms": (t3 - t0) * 1e3,
-            "prev_total_ms": prev_total_ms,
+            "prev_total_ms": session.prev_total_ms,
             "batch_size": batch_size,
         }
         return packb(out)

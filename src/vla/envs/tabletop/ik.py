@@ -1,7 +1,7 @@
 """Damped-least-squares inverse kinematics for the Panda's tool centre point (TCP).
 
-Why not `mink` (the QP-based IK library): one mink solve costs ~3 ms per control step here
-(6-7 iterations of ~0.45 ms, ../shared/FACTS.md), which alone would cap the env below the 200 steps/s
+Why not `mink` (the QP-based IK library): its solve alone takes most of a control step's budget here
+(docs/measured.md#the-machine-threads-rendering-ik), which would cap the env below the 200 steps/s
 target. A few damped-least-squares iterations with `mj_jacSite` cost ~0.1 ms and reach targets to
 ~1 mm; joint limits are enforced by clipping, and a null-space pull toward the home posture keeps the
 redundant 7th degree of freedom from drifting into awkward elbow configurations.

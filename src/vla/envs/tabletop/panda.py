@@ -3,14 +3,14 @@
 Kinematic offsets, joint limits, masses and actuator gains follow the Franka/MuJoCo-Menagerie
 `panda.xml` (link1 z 0.333, link3 -0.316 along y after the -90° x-rotation, link4/5 ±0.0825, link5
 0.384, link7 0.088, flange 0.107, hand rotated -45° about z, fingers 0-0.04 m each). The visual and
-collision geoms are capsules and boxes instead of meshes: mesh visuals render ~30x slower on a CPU
-(../shared/FACTS.md), and Menagerie itself downloads at run time and fails offline.
+collision geoms are capsules and boxes instead of meshes: mesh visuals render much slower on a CPU
+(docs/platform.md#rendering), and Menagerie itself downloads at run time and fails offline.
 
 Differences from Menagerie, on purpose:
 - Each finger has its own position actuator instead of a tendon plus an equality constraint, so the
   model holds no equality constraints at all (a test checks that grasps are purely contact/friction).
 - Arm bodies carry `gravcomp="1"` so the position actuators need no integral term and the arm does not
-  sag (FACTS.md measured ~3 cm of sag without it).
+  sag (by centimetres without it, docs/measured.md#the-machine-threads-rendering-ik).
 - Only the hand and fingers collide; the arm links are visual only. Their crude capsules would
   otherwise touch each other at the joints, and the tasks never need arm-object contact.
 """

@@ -69,7 +69,7 @@ def build_xml(*, max_image_size: int = 640) -> str:
   <visual>
     <global offwidth="{size}" offheight="{size}"/>
     <!-- No MSAA, no shadow map, coarse tessellation: on llvmpipe the cost is per sample and per
-         triangle (../shared/FACTS.md); 10x4 slices still look round at 96 px. -->
+         triangle (docs/platform.md#rendering); 10x4 slices still look round at 96 px. -->
     <quality offsamples="0" shadowsize="0" numslices="10" numstacks="4"/>
     <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0.05 0.05 0.05"/>
   </visual>
