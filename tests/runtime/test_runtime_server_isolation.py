@@ -192,12 +192,12 @@ def test_batching_keeps_each_connections_held_scene(rt):
             {c: o[f"images/{c}"][None, None] for c in ("scene", "wrist")},
             o["state"][None, None],
             ["go"],
-            scene=None if scene is None else np.asarray([scene], np.float32),
+            features={} if scene is None else {"scene": np.asarray([scene], np.float32)},
         )
 
     both = stack([one([0.1] * 8), one([0.2] * 8)])
-    assert both.scene is not None and both.scene.shape == (2, 8)
-    np.testing.assert_allclose(both.scene[:, 0], [0.1, 0.2])
-    assert stack([one(None), one(None)]).scene is None
-    with pytest.raises(ValueError, match="with and without a held scene"):
+    assert both.features["scene"].shape == (2, 8)
+    np.testing.assert_allclose(both.features["scene"][:, 0], [0.1, 0.2])
+    assert stack([one(None), one(None)]).features == {}
+    with pytest.raises(ValueError, match="carry different features"):
         stack([one([0.1] * 8), one(None)])
