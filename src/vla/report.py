@@ -36,7 +36,7 @@ def _write_videos(results: list[Any], folder: Path, *, fps: float) -> list[Path]
 
     paths = []
     for r in results:
-        if not r.frames:
+        if r.frames is None or len(r.frames) == 0:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{r.family}_seed{r.seed}_{'success' if r.success else 'failure'}.mp4"

@@ -1,0 +1,179 @@
+"""The one episode loop of vla: an actor acts in an env until success or the time limit.
+
+Every rollout in the code base goes through `run_episode`: scripted experts (`vla env expert`, the
+collector), policies (`vla eval`, through `vla.rollout.policy_actor`) and DAgger-style runs, where a
+second actor, the *labeller* (e.g. the expert), is asked for its action on every state the actor visits
+and, with probability `beta` per step, its action is the one executed (beta-mixing, Ross et al. 2011).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from vla.envs.base import Env, Suite
+from vla.rollout.episode import ActorStats, EpisodeJob, EpisodeResult, trajectory_jerk
+
+# Stream index of the beta-mixing draws, so they never coincide with an env's or an expert's stream.
+_MIX_STREAM = 11
+
+
+class Actor(Protocol):
+    """Anything that acts in an env: a scripted expert or a policy wrapper.
+
+    An actor may also have `label` (its clean intent for the last step, recorded instead of the
+    executed action, e.g. a DART expert) and `finish() -> ActorStats` (called once when an episode
+    ends, also when it fails; see `Instrumented`).
+    """
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Instrumented(Protocol):
+    """An actor that reports on each episode (latencies, safety interventions, diagnostics)."""
+
+    def finish(self) -> ActorStats: ...
+
+
+ActorFactory = Callable[[Env, Suite], Actor]
+
+
+def expert_actor(env: Env, suite: Suite) -> Actor:
+    """The default actor factory: the suite's scripted expert (picklable, for worker processes)."""
+    return suite.expert(env)
+
+
+def _label(actor: Actor, action: np.ndarray) -> np.ndarray:
+    """The action to record for `actor`'s last step: its clean intent `label` when it has one."""
+    label = getattr(actor, "label", None)
+    return action if label is None else np.asarray(label, dtype=np.float32)
+
+
+def _finish(actor: Actor | None) -> ActorStats | None:
+    return actor.finish() if isinstance(actor, Instrumented) else None
+
+
+def _ee_slice(env: Env) -> slice | None:
+    try:
+        return env.embodiment.state_slice("ee_pos")
+    except KeyError:  # an embodiment without an end-effector position: no jerk
+        return None
+
+
+def _side_by_side(obs: dict[str, Any]) -> np.ndarray:
+    return np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1)
+
+
+def run_episode(
+    env: Env,
+    actor: Actor,
+    job: EpisodeJob,
+    *,
+    labeller: Actor | None = None,
+    beta: float = 0.0,
+) -> EpisodeResult:
+    """Runs one episode of `actor` in `env` with the job's seed until success or truncation.
+
+    Args:
+        env: the environment (already built for the job's family/split).
+        actor: resets after `env.reset` and acts on each observation.
+        job: the episode description (its seed, and what to record).
+        labeller: optional second actor asked on every visited state (before the step); its labels
+            are recorded in `steps_data["label"]` with `job.record_steps`.
+        beta: probability per step of executing the labeller's action instead of the actor's (the
+            actor still acts every step, so its history and chunks stay continuous). Draws come from
+            the episode seed: the same job mixes the same way.
+
+    Returns:
+        The episode's result (see `EpisodeResult`).
+    """
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if beta > 0 and labeller is None:
+        raise ValueError(f"beta={beta} mixes in a labeller's actions, but no labeller was given")
+    start = time.perf_counter()
+    obs, _ = env.reset(seed=int(job.seed))
+    instruction = str(obs["instruction"])
+    first = None
+    if job.record_frames:
+        first = {
+            "images": {k: v.copy() for k, v in obs["images"].items()},
+            "state": obs["state"].copy(),
+            "instruction": instruction,
+        }
+    mix = np.random.default_rng([int(job.seed), _MIX_STREAM])
+    ee = _ee_slice(env)
+    path = [] if ee is None else [obs["state"][ee]]
+    frames: list[np.ndarray] = []
+    rec: dict[str, list[Any]] = {"state": [], "action": [], "reward": [], "label": [], "labeller_acted": []}
+    images: dict[str, list[np.ndarray]] = {cam: [] for cam in obs["images"]}
+    success, steps = False, 0
+    stats: ActorStats | None = None
+    try:
+        actor.reset()
+        if labeller is not None:
+            labeller.reset()
+        for _ in range(env.max_steps):
+            if job.record_frames:
+                frames.append(_side_by_side(obs))
+            action = np.asarray(actor.act(obs), dtype=np.float32)
+            executed, from_labeller = action, False
+            if labeller is not None:
+                # Asked on the state the actor is in, before the env moves on (DAgger's query).
+                proposal = np.asarray(labeller.act(obs), dtype=np.float32)
+                if beta > 0 and mix.random() < beta:
+                    executed, from_labeller = proposal, True
+                rec["label"].append(_label(labeller, proposal))
+                rec["labeller_acted"].append(from_labeller)
+            if job.record_steps:
+                for cam, img in obs["images"].items():
+                    images[cam].append(img)
+                rec["state"].append(obs["state"])
+                rec["action"].append(_label(actor, action))
+            obs, reward, terminated, truncated, info = env.step(executed)
+            rec["reward"].append(float(reward))
+            if ee is not None:
+                path.append(obs["state"][ee])
+            steps += 1
+            success = bool(info["success"])
+            if terminated or truncated:
+                break
+    finally:
+        # Always: a shared model waits for every open episode, so a failed one must check out too.
+        stats = _finish(actor)
+        _finish(labeller)
+    if job.record_frames:
+        frames.append(_side_by_side(obs))
+    steps_data = None
+    if job.record_steps:
+        steps_data = {
+            "images": {cam: np.stack(v) for cam, v in images.items()},
+            "state": np.stack(rec["state"]).astype(np.float32),
+            "action": np.stack(rec["action"]).astype(np.float32),
+            "reward": np.asarray(rec["reward"], dtype=np.float32),
+        }
+        if labeller is not None:
+            steps_data["label"] = np.stack(rec["label"]).astype(np.float32)
+            steps_data["labeller_acted"] = np.asarray(rec["labeller_acted"], dtype=bool)
+    stats = stats or ActorStats()
+    return EpisodeResult(
+        job=job,
+        success=success,
+        steps=steps,
+        instruction=instruction,
+        meta=dict(getattr(env, "episode_meta", {})),
+        seconds=time.perf_counter() - start,
+        jerk=trajectory_jerk(np.asarray(path), env.embodiment.control_hz) if ee is not None else 0.0,
+        latencies_ms=list(stats.latencies_ms),
+        interventions_by_reason=dict(stats.interventions_by_reason),
+        extras=dict(stats.extras),
+        frames=np.stack(frames) if job.record_frames else None,
+        first_obs=first,
+        steps_data=steps_data,
+    )
