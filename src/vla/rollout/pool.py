@@ -274,29 +274,8 @@ def _in_processes(
 
 
 def run_episodes(
-    jobs: Sequence[EpisodeJob],
-    make_actor: ActorFactory = expert_actor,
-    *,
-    workers: int = 1,
-    envs_per_worker: int = 1,
-    threads: int = 1,
-    labeller: ActorFactory | None = None,
-    beta: float = 0.0,
-    record_frames: bool = False,
-    record_steps: bool = False,
+    jobs: Sequence[EpisodeJob], make_actor: ActorFactory = expert_actor, **options: Any
 ) -> list[EpisodeResult]:
-    """Runs `jobs` (see `iter_episodes`) and returns the results in job order."""
-    results = dict(
-        iter_episodes(
-            jobs,
-            make_actor,
-            workers=workers,
-            envs_per_worker=envs_per_worker,
-            threads=threads,
-            labeller=labeller,
-            beta=beta,
-            record_frames=record_frames,
-            record_steps=record_steps,
-        )
-    )
+    """Runs `jobs` and returns the results in job order (`options`: those of `iter_episodes`)."""
+    results = dict(iter_episodes(jobs, make_actor, **options))
     return [results[i] for i in range(len(jobs))]
