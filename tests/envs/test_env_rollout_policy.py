@@ -148,5 +148,6 @@ def test_evaluate_batched_in_workers_keeps_results_and_report(checkpoint: str, t
     assert batched["latency_ms"]["calls"] == sum(-(-r["length"] // 2) for r in batched["rollouts"])
     written = json.loads((tmp_path / "batched" / "results.json").read_text())
     assert written["safety_interventions_by_reason"] == by_reason
-    assert (tmp_path / "batched" / "report.html").is_file()
+    page = (tmp_path / "batched" / "report.html").read_text()
+    assert all(f"{reason} {n}" in page for reason, n in by_reason.items())
     assert len(list((tmp_path / "batched" / "videos").glob("touch_seed100000_*.mp4"))) == 1
