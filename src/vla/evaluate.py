@@ -114,6 +114,7 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
         workers=cfg.workers,
         envs_per_worker=cfg.envs_per_worker,
         threads=cfg.threads_per_worker,
+        isolate=True,  # worker processes even for one: the caller's torch threads never matter
     ):
         done[i] = res
         if progress is not None:

@@ -145,6 +145,7 @@ def iter_episodes(
     beta: float = 0.0,
     record_frames: bool = False,
     record_steps: bool = False,
+    isolate: bool = False,
 ) -> Iterator[tuple[int, EpisodeResult]]:
     """Runs `jobs` and yields (job index, result) as soon as each is done (completion order).
 
@@ -152,7 +153,8 @@ def iter_episodes(
         jobs: the episodes to run.
         make_actor: builds the actor for an env inside the worker; must be picklable (a module-level
             function, a `functools.partial` of one, or e.g. `PolicyActorFactory`) when `workers > 1`.
-        workers: processes to use; 1 runs in this process (no pickling, easy debugging).
+        workers: processes to use; 1 runs in this process (no pickling, easy debugging) unless
+            `isolate`.
         envs_per_worker: episodes each process runs side by side (one thread and env each); a policy's
             calls of one process are then gathered into one batched model call.
         threads: OpenMP/torch threads of each worker process (not changed in this process).
@@ -160,6 +162,8 @@ def iter_episodes(
         beta: probability per step of executing the labeller's action instead of the actor's.
         record_frames: keep camera frames of every episode (else per job, `EpisodeJob.record_frames`).
         record_steps: keep observations and actions of every episode (else per job).
+        isolate: run in spawned worker processes even with `workers=1`, so that this process's GL
+            contexts, torch threads and environment never affect the episodes.
     """
     _check_count("workers", workers)
     _check_count("envs_per_worker", envs_per_worker)
@@ -173,18 +177,17 @@ def iter_episodes(
     ]
     if not todo:
         return
-    if workers == 1 and envs_per_worker == 1:
+    if isolate or workers > 1:
+        yield from _in_processes(spec, todo, workers, envs_per_worker, threads)
+    elif envs_per_worker == 1:
         lane = _Lane(spec)
         try:
             for i, job in enumerate(todo):
                 yield i, lane.run(job)
         finally:
             lane.close()
-        return
-    if workers == 1:
-        yield from _in_threads(spec, todo, envs_per_worker)
     else:
-        yield from _in_processes(spec, todo, workers, envs_per_worker, threads)
+        yield from _in_threads(spec, todo, envs_per_worker)
 
 
 def _receive(results: Any, n: int, alive: Callable[[], str | None]) -> Iterator[tuple[int, EpisodeResult]]:
