@@ -70,6 +70,63 @@ def _side_by_side(obs: dict[str, Any]) -> np.ndarray:
     return np.concatenate([obs["images"][c] for c in sorted(obs["images"])], axis=1)
 
 
+class _Recording:
+    """What an episode keeps: frames and the first observation, recorded steps, labels."""
+
+    def __init__(self, job: EpisodeJob, obs: dict[str, Any], *, labelled: bool) -> None:
+        self.job = job
+        self.labelled = labelled
+        self.first: dict[str, Any] | None = None
+        if job.record_frames:
+            self.first = {
+                "images": {k: v.copy() for k, v in obs["images"].items()},
+                "state": obs["state"].copy(),
+                "instruction": str(obs["instruction"]),
+            }
+        self.frames: list[np.ndarray] = []
+        self.images: dict[str, list[np.ndarray]] = {cam: [] for cam in obs["images"]}
+        self.rows: dict[str, list[Any]] = {
+            k: [] for k in ("state", "action", "reward", "label", "labeller_acted")
+        }
+
+    def step(
+        self, obs: dict[str, Any], action: np.ndarray, label: np.ndarray | None, labeller_acted: bool
+    ) -> None:
+        """Before `env.step`: the observation, the actor's action to record and the labeller's label."""
+        if self.job.record_frames:
+            self.frames.append(_side_by_side(obs))
+        if self.job.record_steps:
+            for cam, img in obs["images"].items():
+                self.images[cam].append(img)
+            self.rows["state"].append(obs["state"])
+            self.rows["action"].append(action)
+            if label is not None:
+                self.rows["label"].append(label)
+                self.rows["labeller_acted"].append(labeller_acted)
+
+    def reward(self, reward: float) -> None:
+        self.rows["reward"].append(float(reward))
+
+    def frames_with(self, last: dict[str, Any]) -> np.ndarray | None:
+        """uint8 [N+1, Hi, V*Wi, 3] including the final observation, or None when not recorded."""
+        return np.stack([*self.frames, _side_by_side(last)]) if self.job.record_frames else None
+
+    def steps_data(self) -> dict[str, Any] | None:
+        if not self.job.record_steps:
+            return None
+        rows = self.rows
+        data: dict[str, Any] = {
+            "images": {cam: np.stack(v) for cam, v in self.images.items()},
+            "state": np.stack(rows["state"]).astype(np.float32),
+            "action": np.stack(rows["action"]).astype(np.float32),
+            "reward": np.asarray(rows["reward"], dtype=np.float32),
+        }
+        if self.labelled:
+            data["label"] = np.stack(rows["label"]).astype(np.float32)
+            data["labeller_acted"] = np.asarray(rows["labeller_acted"], dtype=bool)
+        return data
+
+
 def run_episode(
     env: Env,
     actor: Actor,
@@ -100,19 +157,10 @@ def run_episode(
     start = time.perf_counter()
     obs, _ = env.reset(seed=int(job.seed))
     instruction = str(obs["instruction"])
-    first = None
-    if job.record_frames:
-        first = {
-            "images": {k: v.copy() for k, v in obs["images"].items()},
-            "state": obs["state"].copy(),
-            "instruction": instruction,
-        }
+    rec = _Recording(job, obs, labelled=labeller is not None)
     mix = np.random.default_rng([int(job.seed), _MIX_STREAM])
     ee = _ee_slice(env)
     path = [] if ee is None else [obs["state"][ee]]
-    frames: list[np.ndarray] = []
-    rec: dict[str, list[Any]] = {"state": [], "action": [], "reward": [], "label": [], "labeller_acted": []}
-    images: dict[str, list[np.ndarray]] = {cam: [] for cam in obs["images"]}
     success, steps = False, 0
     stats: ActorStats | None = None
     try:
@@ -120,24 +168,17 @@ def run_episode(
         if labeller is not None:
             labeller.reset()
         for _ in range(env.max_steps):
-            if job.record_frames:
-                frames.append(_side_by_side(obs))
             action = np.asarray(actor.act(obs), dtype=np.float32)
-            executed, from_labeller = action, False
+            executed, label, from_labeller = action, None, False
             if labeller is not None:
                 # Asked on the state the actor is in, before the env moves on (DAgger's query).
                 proposal = np.asarray(labeller.act(obs), dtype=np.float32)
+                label = _label(labeller, proposal)
                 if beta > 0 and mix.random() < beta:
                     executed, from_labeller = proposal, True
-                rec["label"].append(_label(labeller, proposal))
-                rec["labeller_acted"].append(from_labeller)
-            if job.record_steps:
-                for cam, img in obs["images"].items():
-                    images[cam].append(img)
-                rec["state"].append(obs["state"])
-                rec["action"].append(_label(actor, action))
+            rec.step(obs, _label(actor, action), label, from_labeller)
             obs, reward, terminated, truncated, info = env.step(executed)
-            rec["reward"].append(float(reward))
+            rec.reward(reward)
             if ee is not None:
                 path.append(obs["state"][ee])
             steps += 1
@@ -146,21 +187,10 @@ def run_episode(
                 break
     finally:
         # Always: a shared model waits for every open episode, so a failed one must check out too.
-        stats = _finish(actor)
-        _finish(labeller)
-    if job.record_frames:
-        frames.append(_side_by_side(obs))
-    steps_data = None
-    if job.record_steps:
-        steps_data = {
-            "images": {cam: np.stack(v) for cam, v in images.items()},
-            "state": np.stack(rec["state"]).astype(np.float32),
-            "action": np.stack(rec["action"]).astype(np.float32),
-            "reward": np.asarray(rec["reward"], dtype=np.float32),
-        }
-        if labeller is not None:
-            steps_data["label"] = np.stack(rec["label"]).astype(np.float32)
-            steps_data["labeller_acted"] = np.asarray(rec["labeller_acted"], dtype=bool)
+        try:
+            stats = _finish(actor)
+        finally:
+            _finish(labeller)
     stats = stats or ActorStats()
     return EpisodeResult(
         job=job,
@@ -173,7 +203,7 @@ def run_episode(
         latencies_ms=list(stats.latencies_ms),
         interventions_by_reason=dict(stats.interventions_by_reason),
         extras=dict(stats.extras),
-        frames=np.stack(frames) if job.record_frames else None,
-        first_obs=first,
-        steps_data=steps_data,
+        frames=rec.frames_with(obs),
+        first_obs=rec.first,
+        steps_data=rec.steps_data(),
     )
