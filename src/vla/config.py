@@ -200,6 +200,8 @@ class EvalConfig:
         families: task families to evaluate (empty: all of the suite's).
         episodes_per_task: episodes per family.
         workers: parallel rollout processes.
+        envs_per_worker: episodes each process runs side by side, their policy calls batched into one
+            model call (`vla.rollout`); 1 calls the model once per episode.
         seed: seed of episode 0; episode i of every family uses seed + i (distinct from collection seeds).
         controller: "chunk" (execute `execute_steps` of each chunk, then re-plan) or "ensemble".
         execute_steps: actions run per chunk in chunk mode (0: the policy's `config.steps_per_chunk`).
@@ -218,6 +220,7 @@ class EvalConfig:
     families: tuple[str, ...] = ()
     episodes_per_task: int = 10
     workers: int = 2
+    envs_per_worker: int = 1
     seed: int = 100_000
     controller: str = "chunk"
     execute_steps: int = 0
@@ -232,6 +235,8 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.episodes_per_task must be positive, got {self.episodes_per_task}")
         if self.workers <= 0:
             raise ValueError(f"EvalConfig.workers must be positive, got {self.workers}")
+        if self.envs_per_worker <= 0:
+            raise ValueError(f"EvalConfig.envs_per_worker must be positive, got {self.envs_per_worker}")
         if self.controller not in ("chunk", "ensemble"):
             raise ValueError(f"EvalConfig.controller must be 'chunk' or 'ensemble', got '{self.controller}'")
         if self.execute_steps < 0 or self.videos_per_family < 0 or self.threads_per_worker <= 0:

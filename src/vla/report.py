@@ -36,7 +36,7 @@ def _write_videos(results: list[Any], folder: Path, *, fps: float) -> list[Path]
 
     paths = []
     for r in results:
-        if not r.frames:
+        if r.frames is None or len(r.frames) == 0:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{r.family}_seed{r.seed}_{'success' if r.success else 'failure'}.mp4"
@@ -114,6 +114,8 @@ def _html(summary: dict[str, Any], *, videos: list[Path], overlay: str | None) -
         for f, v in summary["per_family"].items()
     )
     lat = summary["latency_ms"]
+    by_reason = summary.get("safety_interventions_by_reason", {})
+    reasons = f" ({', '.join(f'{html.escape(k)} {n}' for k, n in by_reason.items())})" if by_reason else ""
     vids = "".join(
         f'<figure><video src="{html.escape(str(v))}" controls loop muted width="384"></video>'
         f"<figcaption>{html.escape(v.stem)}</figcaption></figure>"
@@ -134,7 +136,8 @@ figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
 <b>{100 * summary["success_rate"]:.1f}%</b> (mean over families; pooled 95% interval
 {100 * summary["ci95"][0]:.0f}–{100 * summary["ci95"][1]:.0f}%) over {summary["episodes"]} episodes.
 Policy latency per model call: median {lat["median"]:.2f} ms, p95 {lat["p95"]:.2f} ms ({lat["calls"]} calls).
-Safety interventions: {summary["safety_interventions"]}. Wall time {summary["wall_s"]:.0f} s.</p>
+Safety interventions: {summary["safety_interventions"]}{reasons}.
+Wall time {summary["wall_s"]:.0f} s.</p>
 {_bar_chart(summary["per_family"])}
 <table><tr><th>family</th><th>success</th><th>95% CI</th><th>episodes</th><th>mean length</th>
 <th>jerk (m/s³)</th><th>interventions</th></tr>{rows}</table>

@@ -59,6 +59,22 @@ def test_plugin_suite_feature_flows_from_env_to_checkpoint(tmp_path: Path) -> No
     meta = read_metadata(res["checkpoint"])
     assert [f["name"] for f in meta["features"]] == ["goal_spot"]
     assert json.loads(json.dumps(meta["features"][0]))["parts"][0]["kind"] == "position"
+    # `vla eval` of the checkpoint on the suite: spawned workers, the deployed controller stack.
+    from vla.config import EvalConfig
+    from vla.evaluate import evaluate
+
+    out = evaluate(
+        EvalConfig(
+            checkpoint=str(res["checkpoint"]),
+            suite=plugin_suite.NAME,
+            episodes_per_task=2,
+            workers=1,
+            videos_per_family=0,
+            out=str(tmp_path / "eval"),
+        )
+    )
+    assert out["suite"] == plugin_suite.NAME and out["per_family"]["reach"]["episodes"] == 2
+    assert (tmp_path / "eval" / "results.json").is_file()
 
 
 def test_plugin_suite_is_found_by_name_with_a_did_you_mean() -> None:
@@ -67,3 +83,14 @@ def test_plugin_suite_is_found_by_name_with_a_did_you_mean() -> None:
     assert get_suite(plugin_suite.NAME).features == (plugin_suite.GOAL,)
     with pytest.raises(KeyError, match="Did you mean 'plugin_reach'"):
         get_suite("plugin_reech")
+
+
+def test_plugin_suite_evaluates_in_worker_processes(tmp_path: Path) -> None:
+    """`vla eval`'s path (spawned workers) runs a suite registered at run time, and the expert's
+    episodes succeed through the same engine."""
+    from vla.rollout import make_jobs, run_episodes
+
+    jobs = make_jobs(plugin_suite.NAME, ["reach"], episodes_per_family=2, image_size=(16, 16))
+    results = run_episodes(jobs, workers=2)
+    assert [r.success for r in results] == [True, True]
+    assert results[0].meta["goal_spot"][3] == 0.02  # the declared episode feature reaches the result

@@ -1,4 +1,4 @@
-"""The parallel episode runner shared by the expert command, the collector and the evaluator."""
+"""The rollout engine with scripted actors: recording, worker processes, the labeller hook, failures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import pytest
 
-from vla.envs.rollout import EpisodeJob, expert_actor, make_jobs, run_episodes
+from vla.rollout import EpisodeJob, expert_actor, make_jobs, run_episodes
 
 
 class _Frozen:
@@ -64,7 +64,65 @@ def test_env_rollout_workers_keep_job_order_and_custom_actors() -> None:
 def test_env_rollout_bad_arguments() -> None:
     with pytest.raises(ValueError, match="workers"):
         run_episodes([], workers=0)
+    with pytest.raises(ValueError, match="envs_per_worker"):
+        run_episodes([], envs_per_worker=0)
     with pytest.raises(TypeError, match="seed must be an int"):
         EpisodeJob("tabletop", "touch", "3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="episodes_per_family"):
         make_jobs("tabletop", ["touch"], episodes_per_family=0)
+
+
+def _expert_steps(jobs: list[EpisodeJob], **kwargs) -> list:
+    return run_episodes(jobs, record_steps=True, **kwargs)
+
+
+def test_env_rollout_labeller_is_asked_on_every_visited_state() -> None:
+    # The scripted expert as both actor and labeller: same state, same seed -> the same clean intent.
+    jobs = make_jobs("tabletop", ["pick_up"], episodes_per_family=2, image_size=(16, 16), first_seed=3)
+    plain = _expert_steps(jobs)
+    both = _expert_steps(jobs, labeller=expert_actor)
+    for p, b in zip(plain, both, strict=True):
+        assert b.success == p.success and b.steps == p.steps
+        data = b.steps_data
+        assert data is not None
+        np.testing.assert_array_equal(data["label"], data["action"])
+        np.testing.assert_array_equal(data["action"], p.steps_data["action"])
+        assert data["label"].shape == (b.steps, 7) and not data["labeller_acted"].any()
+
+
+def test_env_rollout_beta_mixing_executes_the_labeller() -> None:
+    jobs = make_jobs("tabletop", ["touch"], episodes_per_family=1, image_size=(16, 16), first_seed=1)
+    frozen = functools.partial(_frozen_actor, dim=7)
+    # beta=1: the frozen actor is only asked; the expert's actions move the arm and it succeeds.
+    led = _expert_steps(jobs, make_actor=frozen, labeller=expert_actor, beta=1.0)[0]
+    assert led.success and led.steps_data["labeller_acted"].all()
+    assert not led.steps_data["action"].any()  # the actor's own (frozen) actions are what it records
+    # beta=0: the actor drives (and fails); the expert still labels every state it visits.
+    alone = _expert_steps(jobs, make_actor=frozen, labeller=expert_actor, beta=0.0)[0]
+    assert not alone.success and alone.steps == 60
+    assert np.abs(alone.steps_data["label"][:, :3]).sum() > 0
+    # Mixing draws come from the episode seed: the same job mixes the same way, in any worker.
+    mixed = [
+        _expert_steps(jobs, make_actor=frozen, labeller=expert_actor, beta=0.5, workers=w)[0] for w in (1, 2)
+    ]
+    flags = [m.steps_data["labeller_acted"] for m in mixed]
+    np.testing.assert_array_equal(flags[0], flags[1])
+    assert 0 < flags[0].mean() < 1
+    with pytest.raises(ValueError, match="no labeller"):
+        run_episodes(jobs, beta=0.5)
+
+
+class _Broken(_Frozen):
+    def act(self, obs: dict) -> np.ndarray:
+        raise RuntimeError("actuator on fire")
+
+
+def _broken_actor(env, suite) -> _Broken:
+    return _Broken(7)
+
+
+@pytest.mark.parametrize(("workers", "lanes"), [(1, 2), (2, 1)])
+def test_env_rollout_failures_reach_the_caller(workers: int, lanes: int) -> None:
+    jobs = make_jobs("tabletop", ["touch"], episodes_per_family=2, image_size=(16, 16))
+    with pytest.raises(RuntimeError, match="actuator on fire"):
+        run_episodes(jobs, _broken_actor, workers=workers, envs_per_worker=lanes)

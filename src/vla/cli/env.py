@@ -74,8 +74,10 @@ def env_expert(
     action_mode: Annotated[str, typer.Option("--action-mode", help="ee_delta | joint_pos")] = "ee_delta",
 ) -> None:
     """Runs the scripted experts and prints their success per family (last line: JSON)."""
+    from dataclasses import replace
+
     from vla.envs import get_suite
-    from vla.envs.rollout import iter_episodes, make_jobs, run_episodes
+    from vla.rollout import iter_episodes, make_jobs
 
     suite = get_suite(suite_name)
     families = family or list(suite.families)
@@ -88,12 +90,18 @@ def env_expert(
         randomize=randomize,
         action_mode=action_mode,
     )
+    if video is not None:  # the first episode of each family, recorded in the same run
+        firsts = {jobs.index(next(j for j in jobs if j.family == f)) for f in families}
+        jobs = [replace(j, record_frames=i in firsts) for i, j in enumerate(jobs)]
     start = time.perf_counter()
     wins: dict[str, int] = dict.fromkeys(families, 0)
     steps = 0
-    for _, res in iter_episodes(jobs, workers=workers):
+    recorded: dict[int, np.ndarray] = {}
+    for i, res in iter_episodes(jobs, workers=workers):
         wins[res.job.family] += int(res.success)
         steps += res.steps
+        if res.frames is not None:
+            recorded[i] = res.frames
     wall = time.perf_counter() - start
     typer.echo(f"{'family':14s} {'success':>8s}")
     per_family = {f: wins[f] / episodes_per_task for f in families}
@@ -103,12 +111,10 @@ def env_expert(
     if video is not None:
         import imageio
 
-        first = [next(j for j in jobs if j.family == f) for f in families]
-        results = run_episodes(first, workers=1, record_frames=True)
-        frames = [fr for r in results if r.frames is not None for fr in r.frames]
+        frames = [fr for i in sorted(recorded) for fr in recorded[i]]
         video.parent.mkdir(parents=True, exist_ok=True)
         imageio.mimsave(video, frames, fps=10, codec="libx264", macro_block_size=1)
-        typer.echo(f"video of {len(results)} episodes -> {video}")
+        typer.echo(f"video of {len(recorded)} episodes -> {video}")
     typer.echo(
         json.dumps(
             {

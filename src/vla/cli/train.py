@@ -98,6 +98,9 @@ def eval_cmd(
     episodes_per_task: Annotated[int, Opt(help="episodes per task family")] = 10,
     families: Annotated[str | None, Opt(help="comma-separated families (default: all)")] = None,
     workers: Annotated[int, Opt(help="parallel rollout processes")] = 2,
+    envs_per_worker: Annotated[
+        int, Opt(help="episodes per process run side by side, policy calls batched")
+    ] = 1,
     seed: Annotated[int, Opt(help="seed of episode 0")] = 100_000,
     controller: Annotated[str, Opt(help="chunk | ensemble")] = "chunk",
     execute_steps: Annotated[
@@ -133,6 +136,7 @@ def eval_cmd(
             families=tuple(f for f in (families or "").split(",") if f),
             episodes_per_task=episodes_per_task,
             workers=workers,
+            envs_per_worker=envs_per_worker,
             seed=seed,
             controller=controller,
             execute_steps=execute_steps,

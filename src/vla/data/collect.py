@@ -1,6 +1,6 @@
 """Collects scripted-expert demonstrations of a suite into a dataset, in parallel worker processes.
 
-Workers (from `vla.envs.rollout`, one process per core) run episodes and send finished ones to this
+Workers (from `vla.rollout`, one process per core) run episodes and send finished ones to this
 process, the only writer, which appends each at once (atomically): a crash loses only episodes still
 running. Failed episodes are dropped unless `keep_failed`; to still reach N successes per family the
 missing ones are re-run with fresh seeds, for a bounded number of rounds.
@@ -21,7 +21,7 @@ from vla.data.reader import EpisodeDataset
 from vla.data.stats import compute_and_store
 from vla.data.writer import DatasetWriter
 from vla.envs.base import DEFAULT_SUITE, get_suite, suite_features
-from vla.envs.rollout import EpisodeResult, iter_episodes, make_jobs
+from vla.rollout import EpisodeResult, iter_episodes, make_jobs
 from vla.types import DatasetStats
 
 

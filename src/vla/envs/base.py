@@ -104,9 +104,20 @@ def suite_paraphraser(suite_name: str) -> Callable[[str, Any], str] | None:
     return fn if callable(fn) else None
 
 
+_BUILTIN: set[str] = set()  # names registered while the built-in suites and entry points loaded
+
+
 def register_suite(name: str, factory: Callable[[], Suite]) -> None:
-    """Makes a suite available by name; `factory` is called lazily (imports stay cheap)."""
+    """Makes a suite available by name; `factory` is called lazily (imports stay cheap). A suite
+    registered after the built-ins were loaded (a script's or a test's own) is handed to rollout
+    worker processes too, so its factory must then be picklable (a module-level class or function)."""
     _SUITES[name] = factory
+
+
+def runtime_suites() -> dict[str, Callable[[], Suite]]:
+    """The suites registered at run time (see `register_suite`), for worker processes."""
+    _load_builtin()
+    return {n: f for n, f in sorted(_SUITES.items()) if n not in _BUILTIN}
 
 
 def list_suites() -> list[str]:
@@ -134,12 +145,15 @@ def _load_builtin() -> None:
     _LOADED.append(True)
     import vla.envs
 
+    before = set(_SUITES)
+
     for info in pkgutil.iter_modules(vla.envs.__path__):
         if info.ispkg:
             importlib.import_module(f"vla.envs.{info.name}")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in _SUITES:
             _SUITES[ep.name] = _lazy(ep)
+    _BUILTIN.update(set(_SUITES) - before)
 
 
 def _lazy(ep: importlib.metadata.EntryPoint) -> Callable[[], Suite]:

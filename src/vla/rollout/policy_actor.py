@@ -1,0 +1,170 @@
+"""A policy checkpoint as an actor of the rollout engine: exactly the deployed control stack.
+
+`PolicyActorFactory(checkpoint, ...)` is picklable; called inside a worker it loads the checkpoint once
+per process (a `SharedModel`, so episodes running side by side in that process share one model and
+gather their calls) and returns a `PolicyActor` for an env. Each episode gets a fresh controller:
+chunk broker or temporal ensembler (`vla.runtime.chunking`), then the safety filter with recovery
+(`vla.runtime.recovery`, on unless `safety=False`), as `vla serve` and robot loops run it. The
+episode's hook (`vla.rollout.extras`) builds the policy's observations and reports diagnostics.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vla.envs.base import Env, Suite
+from vla.rollout.episode import ActorStats
+from vla.rollout.extras import EpisodeExtras, FeatureHook
+from vla.rollout.gather import SharedModel
+from vla.types import ActionChunk, Observation
+
+_MODELS: dict[str, SharedModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def shared_model(checkpoint: str) -> SharedModel:
+    """The process's one `SharedModel` of `checkpoint` (loaded on first use, thread-safe)."""
+    with _LOAD_LOCK:
+        if checkpoint not in _MODELS:
+            from vla.models import Policy
+
+            _MODELS[checkpoint] = SharedModel(Policy.from_pretrained(checkpoint))
+        return _MODELS[checkpoint]
+
+
+class _EpisodePolicy:
+    """What one episode's controller calls: the shared model, timed, with the hook seeing estimates."""
+
+    def __init__(self, model: SharedModel, extras: EpisodeExtras) -> None:
+        self.model = model
+        self.config = model.config
+        self.embodiment = model.embodiment
+        self.extras = extras
+        self.estimates = model.estimates
+        self.latencies_ms: list[float] = []
+
+    def predict(self, obs: Observation) -> ActionChunk:
+        chunk, ms = self.model.predict_timed(obs)
+        self.latencies_ms.append(ms)
+        return chunk
+
+    def estimate(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The policy's feature estimates (held per episode by the controller; once per episode)."""
+        out = self.model.estimate(obs)
+        self.extras.on_estimate(out)
+        return out
+
+
+class PolicyActor:
+    """Drives one env with a policy through chunking, the safety filter and recovery (see module doc).
+
+    Args:
+        model: the process's shared model.
+        env: the env the actor acts in (its hook reads the episode's labels from it).
+        controller: "chunk" or "ensemble".
+        execute_steps: actions per chunk in chunk mode (0: the policy's `config.steps_per_chunk`).
+        safety: run the safety filter (off only for experiments).
+        hook: builds the episode's observations and diagnostics.
+    """
+
+    def __init__(
+        self,
+        model: SharedModel,
+        env: Env,
+        *,
+        controller: str = "chunk",
+        execute_steps: int = 0,
+        safety: bool = True,
+        hook: FeatureHook | None = None,
+    ) -> None:
+        self.model = model
+        self.env = env
+        self.mode = controller
+        self.execute_steps = execute_steps or model.config.steps_per_chunk
+        self.safety = safety
+        self.hook = hook or FeatureHook()
+        self.controller: Any = None
+        self._episode: _EpisodePolicy | None = None
+        self._open = False
+
+    def reset(self) -> None:
+        """Starts an episode (after `env.reset`): a fresh controller, and joins the model's batches."""
+        from vla.runtime.recovery import make_safe_controller
+
+        self._episode = _EpisodePolicy(self.model, self.hook.start(self.env, self.model.policy))
+        self.controller = make_safe_controller(
+            self._episode,
+            embodiment=self.model.embodiment,
+            mode=self.mode,
+            execute_steps=self.execute_steps,
+            unsafe_no_filter=not self.safety,
+        )
+        self.model.open()
+        self._open = True
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        if self._episode is None:
+            raise RuntimeError("PolicyActor.act called before reset()")
+        return np.asarray(self.controller.act(self._episode.extras.observation(obs)), dtype=np.float32)
+
+    def finish(self) -> ActorStats:
+        """Ends the episode (leaves the model's batches) and reports its latencies and interventions."""
+        if self._open:
+            self.model.close()
+            self._open = False
+        if self._episode is None:
+            return ActorStats()
+        safety = getattr(self.controller, "safety", None)
+        return ActorStats(
+            latencies_ms=list(self._episode.latencies_ms),
+            interventions_by_reason={} if safety is None else dict(safety.stats),
+            extras=self._episode.extras.results(),
+        )
+
+
+@dataclass(frozen=True)
+class PolicyActorFactory:
+    """Builds `PolicyActor`s for envs inside rollout workers (picklable; the model loads once per process).
+
+    Attributes:
+        checkpoint: the checkpoint directory.
+        controller: "chunk" or "ensemble".
+        execute_steps: actions per chunk in chunk mode (0: the policy's own).
+        safety: run the safety filter.
+        hook: the episode hook (scene labels, grounding diagnostics).
+    """
+
+    checkpoint: str
+    controller: str = "chunk"
+    execute_steps: int = 0
+    safety: bool = True
+    hook: FeatureHook = field(default_factory=FeatureHook)
+
+    def __post_init__(self) -> None:
+        from vla.runtime.chunking import MODES
+
+        if self.controller not in MODES:
+            raise ValueError(f"controller must be one of {MODES}, got '{self.controller}'")
+        if self.execute_steps < 0:
+            raise ValueError(f"execute_steps must be >= 0 (0: the policy's own), got {self.execute_steps}")
+
+    def __call__(self, env: Env, suite: Suite) -> PolicyActor:
+        model = shared_model(self.checkpoint)
+        problems = model.embodiment.compatible_with(env.embodiment)
+        if problems:
+            raise ValueError(
+                f"checkpoint {self.checkpoint} ({model.embodiment.name}) cannot drive "
+                f"{env.embodiment.name}: {'; '.join(problems)}"
+            )
+        return PolicyActor(
+            model,
+            env,
+            controller=self.controller,
+            execute_steps=self.execute_steps,
+            safety=self.safety,
+            hook=self.hook,
+        )
