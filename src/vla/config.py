@@ -70,7 +70,7 @@ class TrainConfig:
         stages: staged fine-tuning schedule (see `Stage`).
         lr_scale: learning-rate multiplier per top-level policy module (`vision`, `language`,
             `state`, `fusion`, `head`, `goal`, `grounding`), e.g. `{"vision": 0.1}`; unlisted modules
-            use 1. Each module is one AdamW parameter group whose LR follows the schedule times its scale.
+            use 1. Each module has its own AdamW parameter groups, at the schedule's LR times its scale.
         amp: mixed precision of the forward pass: "auto" (bf16 autocast on a CUDA device that supports
             it, fp32 otherwise), "bf16" (bf16 autocast on any device, also the CPU, where it is slower
             here: docs/measured.md) or "off" (fp32).
