@@ -2,10 +2,9 @@
 
 The side facing the target, unless blocked: a function of the two named objects' positions, which
 the policy's grounding token holds, so the action path can learn where the spot is from them while
-the place label stays the reference's centre (estimated to ~0.5 cm). Measured (docs/measured.md):
-with the spot itself as the label the head's estimate of it was 3.8-4.7 cm off, since its place pass
-reads only the reference's phrase; with the centre as the label and this expert, move_next_to rose
-from 66-72% to 90%.
+the place label stays the reference's centre, which the head estimates well. With the spot itself as
+the label the head's estimate of it was centimetres off, since its place pass reads only the
+reference's phrase (the figures: docs/measured.md, "move_next_to").
 """
 
 from __future__ import annotations
