@@ -29,13 +29,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE" if _alone else "PASSIVE")
 if _alone:
     os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 
-from vla.cli import data, env, models, runtime, train  # noqa: E402 (after the environment is set)
+from vla.cli import data, env, models, ros2, runtime, train  # noqa: E402 (after the environment is set)
 
 app = typer.Typer(help="vla: Vision-Language-Action policies on a CPU.", no_args_is_help=True)
 bench = typer.Typer(help="Benchmarks; each prints a table and ends with one JSON line.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
 
-for area in (env, data, models, train, runtime):
+for area in (env, data, models, train, runtime, ros2):
     area.register(app, bench)
 
 

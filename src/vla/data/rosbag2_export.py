@@ -53,7 +53,10 @@ def _joints(embodiment: Any, names: tuple[str, ...]) -> tuple[str, ...]:
 def _layout(embodiment: Any, tm: TopicMap) -> StateLayout | None:
     try:
         return StateLayout(
-            embodiment, _joints(embodiment, tm.joint_names), tm.gripper_joints, from_state_topic=bool(tm.state)
+            embodiment,
+            _joints(embodiment, tm.joint_names),
+            tm.gripper_joints,
+            from_state_topic=bool(tm.state),
         )
     except ValueError:
         return None
@@ -116,7 +119,8 @@ def export_rosbag2(
         writer.set_custom_data(CUSTOM_SUITE, ds.suite)
         writer.set_custom_data(CUSTOM_ENV_ARGS, to_json(ds.env_args))
         writer.set_custom_data(
-            CUSTOM_EPISODES, json.dumps([{"success": i.success, "meta": i.meta} for i in ds.infos], default=str)
+            CUSTOM_EPISODES,
+            json.dumps([{"success": i.success, "meta": i.meta} for i in ds.infos], default=str),
         )
         ts = messages.typestore()
         writer.open()
@@ -143,13 +147,28 @@ def export_rosbag2(
                     s = ep.state[k]
                     if tm.state:
                         dim = {"label": "state", "size": len(s), "stride": len(s)}
-                        put(tm.state, "std_msgs/msg/Float32MultiArray", {"layout": {"dim": [dim]}, "data": s}, tk)
+                        put(
+                            tm.state,
+                            "std_msgs/msg/Float32MultiArray",
+                            {"layout": {"dim": [dim]}, "data": s},
+                            tk,
+                        )
                     if layout.needs_joints:
-                        put(tm.joint_states, "sensor_msgs/msg/JointState", layout.joint_state_fields(s, stamp_ns=tk), tk)
+                        put(
+                            tm.joint_states,
+                            "sensor_msgs/msg/JointState",
+                            layout.joint_state_fields(s, stamp_ns=tk),
+                            tk,
+                        )
                     if layout.needs_pose:
                         pose = layout.pose_fields(s, stamp_ns=tk, frame_id="base")
                         put(tm.ee_pose, "geometry_msgs/msg/PoseStamped", pose, tk)
-                    put(command_topic, codec.msgtype, codec.encode(ep.actions[k], stamp_ns=tk), tk + COMMAND_DELAY_NS)
+                    put(
+                        command_topic,
+                        codec.msgtype,
+                        codec.encode(ep.actions[k], stamp_ns=tk),
+                        tk + COMMAND_DELAY_NS,
+                    )
                 end = tk + period_ns
                 if tm.task_success:
                     put(tm.task_success, "std_msgs/msg/Bool", {"data": bool(ep.success)}, end)

@@ -68,7 +68,9 @@ class TopicMap:
         for key in ("joint_states", "ee_pose", "state", "command", "instruction", "task_success"):
             value = getattr(self, key)
             if value and not value.startswith("/"):
-                raise ValueError(f"topic map: '{key}' must be an absolute topic (start with '/'), got '{value}'")
+                raise ValueError(
+                    f"topic map: '{key}' must be an absolute topic (start with '/'), got '{value}'"
+                )
         for cam, topic in self.cameras.items():
             if not topic.startswith("/"):
                 raise ValueError(f"topic map: camera '{cam}' topic must start with '/', got '{topic}'")
@@ -79,7 +81,7 @@ class TopicMap:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, where: str = "topic map") -> TopicMap:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
@@ -93,7 +95,15 @@ class TopicMap:
                 kw[key] = tuple(str(x) for x in kw[key])
         if kw.get("control_hz") is not None:
             kw["control_hz"] = float(kw["control_hz"])
-        for key in ("joint_states", "ee_pose", "state", "command", "instruction", "task_success", "embodiment"):
+        for key in (
+            "joint_states",
+            "ee_pose",
+            "state",
+            "command",
+            "instruction",
+            "task_success",
+            "embodiment",
+        ):
             if key in kw:
                 kw[key] = "" if kw[key] is None else str(kw[key])
         return cls(**kw)

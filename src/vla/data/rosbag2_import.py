@@ -60,7 +60,9 @@ def _bag_topics(reader: Any) -> dict[str, str]:
 def _complete_map(tm: TopicMap, topics: dict[str, str], bag: Path) -> TopicMap:
     cams = dict(tm.cameras) or {m.group(1): t for t in sorted(topics) if (m := _CAMERA.match(t))}
     if not cams:
-        raise ValueError(f"{bag}: no camera topics (map 'cameras', or /cameras/<name>/image_raw); topics: {sorted(topics)}")
+        raise ValueError(
+            f"{bag}: no camera topics (map 'cameras', or /cameras/<name>/image_raw); topics: {sorted(topics)}"
+        )
     command = tm.command
     if not command:
         found = [t for t in sorted(topics) if t.startswith("/command/") and topics[t] in _COMMAND_TYPES]
@@ -68,15 +70,23 @@ def _complete_map(tm: TopicMap, topics: dict[str, str], bag: Path) -> TopicMap:
             raise ValueError(f"{bag}: set 'command' in the topic map (found command topics {found})")
         command = found[0]
     out = dataclasses.replace(tm, cameras=cams, command=command)
-    wanted = {**{f"camera {c}": t for c, t in cams.items()}, "command": command, "instruction": tm.instruction}
+    wanted = {
+        **{f"camera {c}": t for c, t in cams.items()},
+        "command": command,
+        "instruction": tm.instruction,
+    }
     for key, topic in wanted.items():
         if topic not in topics:
             raise ValueError(f"{bag}: {key} topic '{topic}' is not in the bag; topics: {sorted(topics)}")
     for cam, topic in cams.items():
         if topics[topic] != "sensor_msgs/msg/Image":
-            raise ValueError(f"{bag}: camera {cam} topic {topic} has type {topics[topic]}, expected sensor_msgs/msg/Image")
+            raise ValueError(
+                f"{bag}: camera {cam} topic {topic} has type {topics[topic]}, expected sensor_msgs/msg/Image"
+            )
     if topics[command] not in _COMMAND_TYPES:
-        raise ValueError(f"{bag}: command topic {command} has type {topics[command]}, expected one of {_COMMAND_TYPES}")
+        raise ValueError(
+            f"{bag}: command topic {command} has type {topics[command]}, expected one of {_COMMAND_TYPES}"
+        )
     for key, msgtype in _TYPES.items():
         topic = getattr(out, key)
         if topic and topic in topics and topics[topic] != msgtype:
@@ -110,7 +120,9 @@ def _describe(tm: TopicMap, first: dict[str, Any], hw: tuple[int, int], hz: floa
     else:
         a = int(np.asarray(cmd.data).size)
         label = str(cmd.layout.dim[0].label) if len(cmd.layout.dim) else ""
-        space = ActionSpace(label or "action", (ActionGroup("action", a, (-_WIDE,) * a, (_WIDE,) * a, "robot units"),))
+        space = ActionSpace(
+            label or "action", (ActionGroup("action", a, (-_WIDE,) * a, (_WIDE,) * a, "robot units"),)
+        )
     return Embodiment(
         name="rosbag2_import",
         action_spaces=(space,),
@@ -139,7 +151,9 @@ class _Episode:
         self.msgs.setdefault(role, []).append((t, msg))
 
 
-def _steps(ep: _Episode, inputs: list[str], hz: float) -> list[tuple[float, dict[str, tuple[int, Any]], tuple[int, Any]]]:
+def _steps(
+    ep: _Episode, inputs: list[str], hz: float
+) -> list[tuple[float, dict[str, tuple[int, Any]], tuple[int, Any]]]:
     """(timestamp s, input role -> (t, msg), command (t, msg)) per step on the control-rate grid."""
     commands = ep.msgs.get("command", [])
     if not commands:
@@ -225,16 +239,24 @@ def import_rosbag2(
                 else:
                     current.add(role, t, msg)
     inputs = [r for r in dict.fromkeys(roles.values()) if r not in ("command", "instruction", "task_success")]
-    first_ep = next((e for e in episodes if e.msgs.get("command") and all(e.msgs.get(r) for r in inputs)), None)
+    first_ep = next(
+        (e for e in episodes if e.msgs.get("command") and all(e.msgs.get(r) for r in inputs)), None
+    )
     if first_ep is None:
-        raise ValueError(f"{bag}: no episode with commands and every input topic ({inputs}); check the topic map")
+        raise ValueError(
+            f"{bag}: no episode with commands and every input topic ({inputs}); check the topic map"
+        )
     first = {r: first_ep.msgs[r][0][1] for r in [*inputs, "command"]}
     img0 = first[f"camera:{next(iter(tm.cameras))}"]
     hw = (int(img0.height), int(img0.width))
     emb = _embodiment(tm, custom, first, hw)
     hz = float(tm.control_hz or emb.control_hz)
     layout = StateLayout(emb, _arm(emb, tm), tm.gripper_joints, from_state_topic=bool(tm.state))
-    needed = {"joint_states": layout.needs_joints, "ee_pose": layout.needs_pose, "state": layout.from_state_topic}
+    needed = {
+        "joint_states": layout.needs_joints,
+        "ee_pose": layout.needs_pose,
+        "state": layout.from_state_topic,
+    }
     absent = [f"{k} ({getattr(tm, k) or 'unset'})" for k, need in needed.items() if need and k not in inputs]
     if absent:
         raise ValueError(f"{bag}: embodiment '{emb.name}' needs topics {absent}, which the bag lacks")
@@ -275,7 +297,9 @@ def _arm(emb: Embodiment, tm: TopicMap) -> tuple[str, ...]:
     return tm.joint_names or tuple(f"joint{i + 1}" for i in range(n))
 
 
-def _embodiment(tm: TopicMap, custom: dict[str, Any], first: dict[str, Any], hw: tuple[int, int]) -> Embodiment:
+def _embodiment(
+    tm: TopicMap, custom: dict[str, Any], first: dict[str, Any], hw: tuple[int, int]
+) -> Embodiment:
     if tm.embodiment:
         return resolve_embodiment(tm.embodiment, image_size=hw)
     if custom.get(CUSTOM_EMBODIMENT):
@@ -289,7 +313,9 @@ def _command_codec(emb: Embodiment, msg: Any, joints: tuple[str, ...]) -> Comman
     label = "" if trajectory or not len(msg.layout.dim) else str(msg.layout.dim[0].label)
     for space in emb.action_spaces:
         codec = CommandCodec(space, joints, emb.control_hz)
-        if codec.kind == ("trajectory" if trajectory else "multiarray") and (not label or label == space.name):
+        if codec.kind == ("trajectory" if trajectory else "multiarray") and (
+            not label or label == space.name
+        ):
             return codec
     raise ValueError(
         f"the bag's commands ({'JointTrajectory' if trajectory else f'Float32MultiArray {label!r}'}) match no "

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vla.runtime.ros2 import names
-from vla.runtime.ros2.dds import DdsServiceClient, DdsServiceServer, DdsTransport, RequestId, wait_until
+from vla.runtime.ros2.dds import DdsServiceClient, DdsTransport, RequestId, wait_until
 from vla.runtime.ros2.messages import ACTION_TYPE, build
 from vla.runtime.ros2.qos import ACTION_STATUS, RELIABLE
 from vla.runtime.ros2.transport import (
@@ -111,7 +111,10 @@ class DdsActionServer:
                 changed = True
         for rid, req in self._cancel.take():
             code, ids = self._match_cancel(uuid_bytes(req.goal_info.goal_id), stamp_ns(req.goal_info.stamp))
-            infos = [{"goal_id": {"uuid": np.frombuffer(g, np.uint8)}, "stamp": stamp(self._goals[g].accepted_ns)} for g in ids]
+            infos = [
+                {"goal_id": {"uuid": np.frombuffer(g, np.uint8)}, "stamp": stamp(self._goals[g].accepted_ns)}
+                for g in ids
+            ]
             self._cancel.reply(
                 rid, build(self._cancel.response_type, {"return_code": code, "goals_canceling": infos})
             )
@@ -260,7 +263,9 @@ class DdsActionClient:
         reply = self._await(self._send, self._send.call(req), timeout_s, "send_goal")
         if not reply.accepted:
             raise RuntimeError(f"action {self.name} rejected the goal '{instruction}'")
-        seq = self._get.call(build(self._get.request_type, {"goal_id": {"uuid": np.frombuffer(gid, np.uint8)}}))
+        seq = self._get.call(
+            build(self._get.request_type, {"goal_id": {"uuid": np.frombuffer(gid, np.uint8)}})
+        )
         self._result_seq[seq] = gid
         self.feedback.setdefault(gid, [])
         return gid
@@ -284,8 +289,8 @@ class DdsActionClient:
             for s in r.msg.status_list:
                 self.statuses[uuid_bytes(s.goal_info.goal_id)] = int(s.status)
         for seq, msg in self._get.take():
-            gid = self._result_seq.pop(seq, None)
-            if gid is not None:
+            if seq in self._result_seq:
+                gid = self._result_seq.pop(seq)
                 self.results[gid] = (int(msg.status), msg.result)
 
     def wait_result(self, goal_id: bytes, *, timeout_s: float) -> tuple[int, Any]:

@@ -67,7 +67,9 @@ def image_to_array(msg: Any, *, size: tuple[int, int], topic: str) -> np.ndarray
     """
     enc = str(msg.encoding).lower()
     if enc not in ENCODINGS:
-        raise InputError(f"{topic}: image encoding '{msg.encoding}' is not supported; expected one of {ENCODINGS}")
+        raise InputError(
+            f"{topic}: image encoding '{msg.encoding}' is not supported; expected one of {ENCODINGS}"
+        )
     h, w = int(msg.height), int(msg.width)
     if (h, w) != tuple(size):
         raise InputError(
@@ -134,11 +136,17 @@ class StateLayout:
                 )
             want = {"joint_pos": n, "joint_vel": n, "gripper": 1, "ee_pos": 3, "ee_quat": 4}[f.name]
             if f.size != want:
-                raise ValueError(f"state field '{f.name}' has size {f.size}, expected {want} for its ROS source")
+                raise ValueError(
+                    f"state field '{f.name}' has size {f.size}, expected {want} for its ROS source"
+                )
         if self.needs_joints and len(self.joint_names) != n:
-            raise ValueError(f"need {n} joint names for embodiment '{self.embodiment.name}', got {self.joint_names}")
+            raise ValueError(
+                f"need {n} joint names for embodiment '{self.embodiment.name}', got {self.joint_names}"
+            )
         if self.has("gripper") and not self.gripper_joints:
-            raise ValueError("the state has a 'gripper' field: name the joints that make it (--gripper-joints)")
+            raise ValueError(
+                "the state has a 'gripper' field: name the joints that make it (--gripper-joints)"
+            )
 
     def has(self, name: str) -> bool:
         return any(f.name == name for f in self.embodiment.state_fields)
@@ -187,8 +195,12 @@ class StateLayout:
         """sensor_msgs/JointState fields of a state vector (the simulator's side; gripper split evenly)."""
         emb = self.embodiment
         s = np.asarray(state, dtype=np.float64)
-        pos = list(s[emb.state_slice("joint_pos")]) if self.has("joint_pos") else [0.0] * len(self.joint_names)
-        vel = list(s[emb.state_slice("joint_vel")]) if self.has("joint_vel") else [0.0] * len(self.joint_names)
+        pos = (
+            list(s[emb.state_slice("joint_pos")]) if self.has("joint_pos") else [0.0] * len(self.joint_names)
+        )
+        vel = (
+            list(s[emb.state_slice("joint_vel")]) if self.has("joint_vel") else [0.0] * len(self.joint_names)
+        )
         k = len(self.gripper_joints)
         grip = float(s[emb.state_slice("gripper")][0]) / k if self.has("gripper") and k else 0.0
         return {
@@ -250,13 +262,18 @@ class CommandCodec:
 
     @classmethod
     def for_embodiment(
-        cls, emb: Embodiment, *, space: str | None, joint_names: tuple[str, ...], control_hz: float | None = None
+        cls,
+        emb: Embodiment,
+        *,
+        space: str | None,
+        joint_names: tuple[str, ...],
+        control_hz: float | None = None,
     ) -> CommandCodec:
         return cls(emb.action_space(space), joint_names, float(control_hz or emb.control_hz))
 
     @property
     def kind(self) -> str:
-        """"trajectory" for absolute joint targets, "multiarray" for everything else (deltas)."""
+        """ "trajectory" for absolute joint targets, "multiarray" for everything else (deltas)."""
         if "delta" in self.space.name.lower():
             return "multiarray"
         n = len(self.joint_names)
@@ -265,7 +282,11 @@ class CommandCodec:
 
     @property
     def msgtype(self) -> str:
-        return "trajectory_msgs/msg/JointTrajectory" if self.kind == "trajectory" else "std_msgs/msg/Float32MultiArray"
+        return (
+            "trajectory_msgs/msg/JointTrajectory"
+            if self.kind == "trajectory"
+            else "std_msgs/msg/Float32MultiArray"
+        )
 
     @property
     def topic(self) -> str:
@@ -286,7 +307,9 @@ class CommandCodec:
         """The command message fields for action float [A]."""
         a = np.asarray(action, dtype=np.float32).reshape(-1)
         if a.shape[0] != self.space.dim:
-            raise ValueError(f"action has {a.shape[0]} values, space '{self.space.name}' has {self.space.dim}")
+            raise ValueError(
+                f"action has {a.shape[0]} values, space '{self.space.name}' has {self.space.dim}"
+            )
         if self.kind == "multiarray":
             dim = {"label": self.space.name, "size": self.space.dim, "stride": self.space.dim}
             return {"layout": {"dim": [dim], "data_offset": 0}, "data": a}
@@ -297,7 +320,10 @@ class CommandCodec:
             "points": [
                 {
                     "positions": a.astype(np.float64),
-                    "time_from_start": {"sec": period_ns // 1_000_000_000, "nanosec": period_ns % 1_000_000_000},
+                    "time_from_start": {
+                        "sec": period_ns // 1_000_000_000,
+                        "nanosec": period_ns % 1_000_000_000,
+                    },
                 }
             ],
         }
@@ -314,7 +340,9 @@ class CommandCodec:
                 raise InputError(f"command layout is '{dims[0].label}', expected '{self.space.name}'")
             a = np.asarray(msg.data, dtype=np.float32).reshape(-1)
             if a.shape[0] != self.space.dim:
-                raise InputError(f"command has {a.shape[0]} values, expected {self.space.dim} ({self.space.name})")
+                raise InputError(
+                    f"command has {a.shape[0]} values, expected {self.space.dim} ({self.space.name})"
+                )
         else:
             if not msg.points:
                 raise InputError("joint trajectory command has no points")
@@ -323,7 +351,9 @@ class CommandCodec:
             missing = [n for n in want if n not in got]
             pos = np.asarray(msg.points[0].positions, dtype=np.float64)
             if missing or pos.shape[0] != len(got):
-                raise InputError(f"joint trajectory command lacks {missing} or has {pos.shape[0]} positions for {len(got)} names")
+                raise InputError(
+                    f"joint trajectory command lacks {missing} or has {pos.shape[0]} positions for {len(got)} names"
+                )
             a = pos[[got[n] for n in want]].astype(np.float32)
         return _finite(a.astype(np.float64), "command").astype(np.float32)
 

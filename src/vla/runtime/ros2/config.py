@@ -86,7 +86,9 @@ class NodeConfig:
         """The arm joint names for an embodiment with `n` joints."""
         if self.joint_names:
             if len(self.joint_names) != n:
-                raise ValueError(f"--joint-names lists {len(self.joint_names)} joints, the embodiment has {n}")
+                raise ValueError(
+                    f"--joint-names lists {len(self.joint_names)} joints, the embodiment has {n}"
+                )
             return self.joint_names
         return tuple(f"joint{i + 1}" for i in range(n))
 

@@ -253,7 +253,9 @@ class DdsServiceClient:
 
     def ready(self) -> bool:
         """True when a server's request reader and reply writer are both matched."""
-        return bool(self._writer.get_matched_subscriptions()) and bool(self._reader.get_matched_publications())
+        return bool(self._writer.get_matched_subscriptions()) and bool(
+            self._reader.get_matched_publications()
+        )
 
     def call(self, msg: Any) -> int:
         """Sends a request; returns its sequence number (the key of its reply in `take`)."""

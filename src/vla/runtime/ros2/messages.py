@@ -82,7 +82,9 @@ def _split_action(text: str) -> tuple[str, str, str]:
         else:
             parts[-1].append(line)
     if len(parts) != 3:
-        raise ValueError(f"an .action file needs goal, result and feedback separated by '---', got {len(parts)}")
+        raise ValueError(
+            f"an .action file needs goal, result and feedback separated by '---', got {len(parts)}"
+        )
     goal, result, feedback = ("\n".join(p) + "\n" for p in parts)
     return goal, result, feedback
 
@@ -246,7 +248,7 @@ def _idl_field(desc: tuple[Any, Any]) -> Any:
     if kind == Nodetype.BASE:
         base, bound = detail
         if base == "string":
-            return idl.bounded_str[bound] if bound else str
+            return idl.bounded_str[bound] if bound else str  # type: ignore[misc]
         if base not in _IDL:
             raise TypeError(f"ROS base type '{base}' has no DDS mapping here")
         return _IDL[base]
@@ -255,8 +257,8 @@ def _idl_field(desc: tuple[Any, Any]) -> Any:
     sub, size = detail
     inner = _idl_field(sub)
     if kind == Nodetype.ARRAY:
-        return idl.array[inner, size]
-    return idl.sequence[inner, size] if size else idl.sequence[inner]
+        return idl.array[inner, size]  # type: ignore[misc]
+    return idl.sequence[inner, size] if size else idl.sequence[inner]  # type: ignore[misc]
 
 
 @cache

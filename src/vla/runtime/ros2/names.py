@@ -71,7 +71,9 @@ def parse_remaps(rules: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for rule in rules:
         if ":=" not in rule:
-            raise ValueError(f"remap '{rule}' must look like 'from:=to' (e.g. image:=/camera/color/image_raw)")
+            raise ValueError(
+                f"remap '{rule}' must look like 'from:=to' (e.g. image:=/camera/color/image_raw)"
+            )
         src, dst = (s.strip() for s in rule.split(":=", 1))
         if not src or not dst:
             raise ValueError(f"remap '{rule}' has an empty side; expected 'from:=to'")

@@ -165,6 +165,7 @@ class PolicyNode:
         self.stats = NodeStats()
         self.last_command: np.ndarray | None = None
         self._last_log = ""
+        self._tick_wall_ns = 0
 
     def _add_input(self, key: str, topic: str, msgtype: str) -> None:
         self.inputs[key] = _Input(topic)
@@ -248,7 +249,7 @@ class PolicyNode:
 
     def tick(self) -> None:
         """One control decision (see the module docstring)."""
-        now = self.transport.now_ns()
+        now = self._tick_wall_ns = self.transport.now_ns()
         self.stats.ticks += 1
         self.stats.tick_ns.append(time.monotonic_ns())
         task = self.task
@@ -313,7 +314,9 @@ class PolicyNode:
         return Observation(images=images, state=state, instruction=instruction)
 
     def _publish(self, action: np.ndarray, stamp: int) -> None:
-        self._command.publish(self.transport.make(self.codec.msgtype, self.codec.encode(action, stamp_ns=stamp)))
+        self._command.publish(
+            self.transport.make(self.codec.msgtype, self.codec.encode(action, stamp_ns=stamp))
+        )
         self.last_command = action
         self.stats.commands += 1
         self.stats.published.append((stamp, self.transport.now_ns()))
@@ -328,12 +331,19 @@ class PolicyNode:
             elif self.codec.kind == "multiarray":
                 hold[:] = 0.0
             stamp = max((i.stamp_ns for i in self.inputs.values()), default=0)
-            self._command.publish(self.transport.make(self.codec.msgtype, self.codec.encode(hold, stamp_ns=stamp)))
+            self._command.publish(
+                self.transport.make(self.codec.msgtype, self.codec.encode(hold, stamp_ns=stamp))
+            )
         self._report(state, level, message)
         if self.task is not None and self.task.goal_id is not None:
             self.action.feedback(
                 self.task.goal_id,
-                {"step": self.task.steps, "confidence": self._confidence(), "safety": f"hold: {state}", "state": state},
+                {
+                    "step": self.task.steps,
+                    "confidence": self._confidence(),
+                    "safety": f"hold: {state}",
+                    "state": state,
+                },
             )
 
     def _report(self, state: str, level: int, message: str) -> None:
@@ -352,6 +362,10 @@ class PolicyNode:
             "command_topic": self.command_topic,
             "command_layout": ",".join(self.codec.names()),
             "estop": self.estopped,
+            # which inputs the last command answered (newest stamp, ns) and what the controller took
+            "input_stamp_ns": self.stats.published[-1][0] if self.stats.published else 0,
+            "act_ms": f"{self.stats.act_ms[-1]:.3f}" if self.stats.act_ms else "",
+            "tick_ns": self._tick_wall_ns,  # when this tick started (the status stamp is when it ended)
         }
         values.update({f"holds.{k}": v for k, v in sorted(self.stats.holds.items())})
         for key, sub in self._subs.items():
@@ -416,7 +430,9 @@ class PolicyNode:
         logger.info("%s: task '%s' ended after %d steps: %s", self.name, task.instruction, task.steps, reason)
         if task.goal_id is not None:
             dur = (self.transport.now_ns() - task.started_ns) / 1e9
-            self.action.finish(task.goal_id, status, self._result(status == STATUS_SUCCEEDED, reason, task.steps, dur))
+            self.action.finish(
+                task.goal_id, status, self._result(status == STATUS_SUCCEEDED, reason, task.steps, dur)
+            )
 
     @staticmethod
     def _result(success: bool, reason: str, steps: int, duration_s: float) -> dict[str, Any]:

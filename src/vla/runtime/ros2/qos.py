@@ -13,6 +13,7 @@ matches best-effort and reliable writers, a volatile reader volatile and transie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ SERVICES = QosProfile(reliable=True, depth=10)
 ACTION_STATUS = QosProfile(reliable=True, depth=1, transient_local=True)
 
 
-def to_cyclonedds(profile: QosProfile) -> object:
+def to_cyclonedds(profile: QosProfile) -> Any:
     """The cyclonedds `Qos` of a profile."""
     from cyclonedds.core import Policy, Qos
     from cyclonedds.util import duration

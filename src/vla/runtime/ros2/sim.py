@@ -59,7 +59,9 @@ class SimConfig:
         if self.drive not in DRIVES:
             raise ValueError(f"drive must be one of {DRIVES}, got '{self.drive}'")
         if not 0 < self.resend_s <= self.step_timeout_s:
-            raise ValueError(f"need 0 < resend_s <= step_timeout_s, got {self.resend_s}, {self.step_timeout_s}")
+            raise ValueError(
+                f"need 0 < resend_s <= step_timeout_s, got {self.resend_s}, {self.step_timeout_s}"
+            )
         if self.result_timeout_s <= 0:
             raise ValueError(f"result_timeout_s must be positive, got {self.result_timeout_s}")
 
@@ -123,8 +125,21 @@ class SimRobot:
         self._success = transport.advertise(n.topic("task_success"), "std_msgs/msg/Bool", RELIABLE)
         self._instruction = transport.advertise(n.topic("instruction"), "std_msgs/msg/String", RELIABLE)
         self._commands = transport.subscribe(n.topic(self.codec.topic), self.codec.msgtype, RELIABLE)
-        self.client = DdsActionClient(transport, n.topic("~/execute_instruction")) if cfg.drive == "action" else None
+        self.client = (
+            DdsActionClient(transport, n.topic("~/execute_instruction")) if cfg.drive == "action" else None
+        )
         self.bad_commands = 0
+
+    def use_env(self, env: Any) -> None:
+        """Swaps in another env of the same robot (e.g. the next task family)."""
+        if (
+            env.embodiment.compatible_with(self.env.embodiment)
+            or env.embodiment.cameras != self.env.embodiment.cameras
+        ):
+            raise ValueError(f"env {env!r} has another embodiment than the one this SimRobot publishes")
+        if getattr(env, "action_mode", None) != getattr(self.env, "action_mode", None):
+            raise ValueError("the new env commands another action space")
+        self.env = env
 
     def wait_for_node(self, timeout_s: float = 10.0) -> bool:
         """True once the node's command publisher (and its action server) are matched."""
@@ -140,18 +155,27 @@ class SimRobot:
         """Publishes one observation: every camera, then the joint states and the pose (one stamp)."""
         make = self.transport.make
         for cam, pub in self._cams.items():
-            pub.publish(make(pub.msgtype, codecs.array_to_image(obs["images"][cam], stamp_ns=stamp_ns, frame_id=cam)))
+            pub.publish(
+                make(pub.msgtype, codecs.array_to_image(obs["images"][cam], stamp_ns=stamp_ns, frame_id=cam))
+            )
         state = obs["state"]
         if self._state is not None:
-            fields = {"layout": {"dim": [{"label": "state", "size": len(state), "stride": len(state)}]}, "data": state}
+            fields = {
+                "layout": {"dim": [{"label": "state", "size": len(state), "stride": len(state)}]},
+                "data": state,
+            }
             self._state.publish(make(self._state.msgtype, fields))
         if self.layout.needs_joints:
-            self._joints.publish(make(self._joints.msgtype, self.layout.joint_state_fields(state, stamp_ns=stamp_ns)))
+            self._joints.publish(
+                make(self._joints.msgtype, self.layout.joint_state_fields(state, stamp_ns=stamp_ns))
+            )
         if self.layout.needs_pose:
             fields = self.layout.pose_fields(state, stamp_ns=stamp_ns, frame_id=self.config.frame_id)
             self._pose.publish(make(self._pose.msgtype, fields))
 
-    def _next_command(self, obs: dict[str, Any], stamp_ns: int, goal: bytes | None) -> tuple[np.ndarray | None, str]:
+    def _next_command(
+        self, obs: dict[str, Any], stamp_ns: int, goal: bytes | None
+    ) -> tuple[np.ndarray | None, str]:
         """Waits for one valid command, re-sending the observation; (action, "") or (None, why not)."""
         cfg = self.config
         start = last_send = time.monotonic()
