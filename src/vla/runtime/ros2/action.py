@@ -263,12 +263,14 @@ class DdsActionClient:
         reply = self._await(self._send, self._send.call(req), timeout_s, "send_goal")
         if not reply.accepted:
             raise RuntimeError(f"action {self.name} rejected the goal '{instruction}'")
-        seq = self._get.call(
-            build(self._get.request_type, {"goal_id": {"uuid": np.frombuffer(gid, np.uint8)}})
-        )
-        self._result_seq[seq] = gid
         self.feedback.setdefault(gid, [])
+        self.request_result(gid)
         return gid
+
+    def request_result(self, goal_id: bytes) -> None:
+        """Asks for a goal's result (answered when it ends; `wait_result` collects it)."""
+        req = build(self._get.request_type, {"goal_id": {"uuid": np.frombuffer(goal_id, np.uint8)}})
+        self._result_seq[self._get.call(req)] = goal_id
 
     def cancel(self, goal_id: bytes | None = None, *, timeout_s: float = 5.0) -> tuple[int, list[bytes]]:
         """Cancels one goal (or all with None); returns (return_code, ids of the goals now canceling)."""
