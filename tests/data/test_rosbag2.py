@@ -85,16 +85,57 @@ def test_round_trip_of_an_embodiment_without_ros_state_fields(tmp_path: Path, sm
 def test_cli_export_import_with_a_topic_map(tmp_path: Path) -> None:
     src = _tabletop_dataset(tmp_path / "src.h5", np.random.default_rng(1))
     runner = CliRunner()
-    res = runner.invoke(app, ["data", "export", str(src), "--format", "rosbag2", "--out", str(tmp_path / "bag"), "--storage", "sqlite3"])
+    res = runner.invoke(
+        app,
+        [
+            "data",
+            "export",
+            str(src),
+            "--format",
+            "rosbag2",
+            "--out",
+            str(tmp_path / "bag"),
+            "--storage",
+            "sqlite3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     tm = tmp_path / "topics.yaml"
-    tm.write_text("control_hz: 10\ncameras:\n  scene: /cameras/scene/image_raw\n  wrist: /cameras/wrist/image_raw\n")
-    res = runner.invoke(app, ["data", "import", str(tmp_path / "bag"), "--format", "rosbag2", "--out", str(tmp_path / "b.h5"), "--map", str(tm)])
+    tm.write_text(
+        "control_hz: 10\ncameras:\n  scene: /cameras/scene/image_raw\n  wrist: /cameras/wrist/image_raw\n"
+    )
+    res = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(tmp_path / "bag"),
+            "--format",
+            "rosbag2",
+            "--out",
+            str(tmp_path / "b.h5"),
+            "--map",
+            str(tm),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "2 episodes, 8 steps" in res.output
     _assert_same(src, tmp_path / "b.h5")
     tm.write_text("cameras: {scene: /nope}\n")
-    res = runner.invoke(app, ["data", "import", str(tmp_path / "bag"), "--format", "rosbag2", "--out", str(tmp_path / "c.h5"), "--map", str(tm)])
+    res = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(tmp_path / "bag"),
+            "--format",
+            "rosbag2",
+            "--out",
+            str(tmp_path / "c.h5"),
+            "--map",
+            str(tm),
+        ],
+    )
     text = " ".join(res.output.replace("│", " ").split())
     assert res.exit_code != 0 and "camera scene topic '/nope' is not in the bag" in text
 
@@ -113,19 +154,37 @@ def _foreign_bag(path: Path, *, bad_image_at: int | None = None) -> tuple[Path, 
     jitter = rng.uniform(-0.015, 0.015, 30)
     cmd_times = [t0 + round((0.2 + k / 10 + jitter[k]) * 1e9) for k in range(30) if not 12 <= k <= 15]  # gap
     cmd_times.insert(5, cmd_times[4] + 5_000_000)  # a burst: two commands 5 ms apart
-    events: list[tuple[int, str, str, dict]] = [(t0, "/robot/task", "std_msgs/msg/String", {"data": "wipe the table"})]
+    events: list[tuple[int, str, str, dict]] = [
+        (t0, "/robot/task", "std_msgs/msg/String", {"data": "wipe the table"})
+    ]
     for f in range(int(3.5 * 30)):
         t = t0 + round(f / 30 * 1e9)
         value = f % 256
         size = (10, 16) if f == bad_image_at else HW
         for cam, topic in (("scene", "/rs/color"), ("wrist", "/wrist/raw")):
             img = np.full((*size, 3), value, np.uint8)
-            events.append((t, topic, "sensor_msgs/msg/Image", codecs.array_to_image(img, stamp_ns=t, frame_id=cam)))
+            events.append(
+                (t, topic, "sensor_msgs/msg/Image", codecs.array_to_image(img, stamp_ns=t, frame_id=cam))
+            )
     for j in range(350):
         t = t0 + j * 10_000_000 + 1
         state = np.full(22, j, np.float32)
-        events.append((t, "/arm/joint_states", "sensor_msgs/msg/JointState", layout.joint_state_fields(state, stamp_ns=t)))
-        events.append((t, "/arm/tcp", "geometry_msgs/msg/PoseStamped", layout.pose_fields(state, stamp_ns=t, frame_id="base")))
+        events.append(
+            (
+                t,
+                "/arm/joint_states",
+                "sensor_msgs/msg/JointState",
+                layout.joint_state_fields(state, stamp_ns=t),
+            )
+        )
+        events.append(
+            (
+                t,
+                "/arm/tcp",
+                "geometry_msgs/msg/PoseStamped",
+                layout.pose_fields(state, stamp_ns=t, frame_id="base"),
+            )
+        )
     for i, t in enumerate(cmd_times):
         a = np.zeros(7, np.float32)
         a[0] = i

@@ -93,15 +93,22 @@ class Robot:
     def __init__(self, transport: DdsTransport, emb: Any, cfg: NodeConfig) -> None:
         self.t, self.emb, self.cfg = transport, emb, cfg
         self.layout = StateLayout(emb, cfg.joints_for(7), cfg.gripper_joints)
-        self.codec = CommandCodec.for_embodiment(emb, space=cfg.action_space, joint_names=self.layout.joint_names)
-        self.cams = {c: transport.advertise(cfg.topic(camera_topic(c)), "sensor_msgs/msg/Image", SENSOR) for c in emb.cameras}
+        self.codec = CommandCodec.for_embodiment(
+            emb, space=cfg.action_space, joint_names=self.layout.joint_names
+        )
+        self.cams = {
+            c: transport.advertise(cfg.topic(camera_topic(c)), "sensor_msgs/msg/Image", SENSOR)
+            for c in emb.cameras
+        }
         self.joints = transport.advertise(cfg.topic("joint_states"), "sensor_msgs/msg/JointState", RELIABLE)
         self.pose = transport.advertise(cfg.topic("ee_pose"), "geometry_msgs/msg/PoseStamped", RELIABLE)
         self.estop = transport.advertise(cfg.topic("estop"), "std_msgs/msg/Bool", RELIABLE)
         self.success = transport.advertise(cfg.topic("task_success"), "std_msgs/msg/Bool", RELIABLE)
         self.instruction = transport.advertise(cfg.topic("instruction"), "std_msgs/msg/String", RELIABLE)
         self._cmd = transport.subscribe(cfg.topic(self.codec.topic), self.codec.msgtype, RELIABLE)
-        self._status = transport.subscribe(cfg.topic("~/status"), "diagnostic_msgs/msg/DiagnosticArray", RELIABLE)
+        self._status = transport.subscribe(
+            cfg.topic("~/status"), "diagnostic_msgs/msg/DiagnosticArray", RELIABLE
+        )
         self.commands: list[np.ndarray] = []
         self.statuses: list[tuple[int, str, dict[str, str]]] = []
         self.state = np.zeros(emb.state_dim, np.float32)
@@ -114,14 +121,23 @@ class Robot:
     def connected(self) -> bool:
         return self._cmd.matched() > 0 and all(p.matched() > 0 for p in self.cams.values())
 
-    def image_msg(self, cam: str, stamp: int, *, size: tuple[int, int] = IMAGE, encoding: str = "rgb8") -> Any:
+    def image_msg(
+        self, cam: str, stamp: int, *, size: tuple[int, int] = IMAGE, encoding: str = "rgb8"
+    ) -> Any:
         img = np.full((*size, 3), 100 + len(cam), np.uint8)
         fields = codecs.array_to_image(img, stamp_ns=stamp, frame_id=cam)
         if encoding != "rgb8":
             fields["encoding"] = encoding
         return self.t.make("sensor_msgs/msg/Image", fields)
 
-    def frame(self, *, skip: tuple[str, ...] = (), images: dict[str, Any] | None = None, joints: Any = None, same_stamp: bool = False) -> int:
+    def frame(
+        self,
+        *,
+        skip: tuple[str, ...] = (),
+        images: dict[str, Any] | None = None,
+        joints: Any = None,
+        same_stamp: bool = False,
+    ) -> int:
         """Publishes one set of inputs with a new stamp (or the last one); returns the stamp."""
         if not same_stamp:
             self.stamp += 10_000_000
@@ -129,9 +145,19 @@ class Robot:
             if cam not in skip:
                 pub.publish((images or {}).get(cam) or self.image_msg(cam, self.stamp))
         if "joint_states" not in skip:
-            self.joints.publish(joints or self.t.make(self.joints.msgtype, self.layout.joint_state_fields(self.state, stamp_ns=self.stamp)))
+            self.joints.publish(
+                joints
+                or self.t.make(
+                    self.joints.msgtype, self.layout.joint_state_fields(self.state, stamp_ns=self.stamp)
+                )
+            )
         if "ee_pose" not in skip:
-            self.pose.publish(self.t.make(self.pose.msgtype, self.layout.pose_fields(self.state, stamp_ns=self.stamp, frame_id="base")))
+            self.pose.publish(
+                self.t.make(
+                    self.pose.msgtype,
+                    self.layout.pose_fields(self.state, stamp_ns=self.stamp, frame_id="base"),
+                )
+            )
         return self.stamp
 
     def poll(self) -> None:

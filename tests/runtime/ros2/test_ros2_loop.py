@@ -74,7 +74,9 @@ def test_node_drives_sim_to_success_like_in_process(dds, ids, family, seeds, mod
             if drive == "action":
                 assert out.goal_status == STATUS_SUCCEEDED and out.goal_reason == "succeeded"
         assert robot.bad_commands == 0
-        kind = "trajectory_msgs/msg/JointTrajectory" if mode == "joint_pos" else "std_msgs/msg/Float32MultiArray"
+        kind = (
+            "trajectory_msgs/msg/JointTrajectory" if mode == "joint_pos" else "std_msgs/msg/Float32MultiArray"
+        )
         assert node.codec.msgtype == kind
     finally:
         stop.set()

@@ -39,9 +39,13 @@ def _sent_messages() -> dict[str, dict]:
         "std_msgs/msg/Float32MultiArray": ee.encode(rng.normal(size=7), stamp_ns=t),
         "trajectory_msgs/msg/JointTrajectory": jp.encode(rng.normal(size=8), stamp_ns=t),
         "diagnostic_msgs/msg/DiagnosticArray": codecs.status_fields(
-            stamp_ns=t, name="vla_policy: demo", hardware_id="panda", level=codecs.STALE,
-            message="stale: camera:wrist 612 ms", values={"state": "stale", "step": 3},
-        ),  # fmt: skip
+            stamp_ns=t,
+            name="vla_policy: demo",
+            hardware_id="panda",
+            level=codecs.STALE,
+            message="stale: camera:wrist 612 ms",
+            values={"state": "stale", "step": 3},
+        ),
         "std_msgs/msg/String": {"data": "pick up the red block"},
         "std_msgs/msg/Bool": {"data": True},
         "action_msgs/msg/GoalStatusArray": {
@@ -58,7 +62,10 @@ def _service_messages() -> dict[str, dict]:
     gid = {"uuid": np.arange(16, dtype=np.uint8)}
     info = {"goal_id": gid, "stamp": {"sec": 9, "nanosec": 11}}
     return {
-        f"{ACTION_TYPE}_SendGoal_Request": {"goal_id": gid, "goal": {"instruction": "touch it", "max_steps": 60}},
+        f"{ACTION_TYPE}_SendGoal_Request": {
+            "goal_id": gid,
+            "goal": {"instruction": "touch it", "max_steps": 60},
+        },
         f"{ACTION_TYPE}_SendGoal_Response": {"accepted": True, "stamp": {"sec": 3, "nanosec": 4}},
         f"{ACTION_TYPE}_GetResult_Request": {"goal_id": gid},
         f"{ACTION_TYPE}_GetResult_Response": {
@@ -123,7 +130,10 @@ def test_typed_cyclonedds_reader_decodes_what_we_publish(dds, ids) -> None:
 def test_ros_names_on_dds() -> None:
     assert names.dds_topic("/vla/status") == "rt/vla/status"
     assert names.dds_type("std_msgs/msg/String") == "std_msgs::msg::dds_::String_"
-    assert names.dds_type(f"{ACTION_TYPE}_SendGoal_Request") == "vla_ros2::action::dds_::ExecuteInstruction_SendGoal_Request_"
+    assert (
+        names.dds_type(f"{ACTION_TYPE}_SendGoal_Request")
+        == "vla_ros2::action::dds_::ExecuteInstruction_SendGoal_Request_"
+    )
     assert names.dds_service("/s") == ("rq/sRequest", "rr/sReply")
     assert names.dds_service(names.action_service("/a", "send_goal")) == (
         "rq/a/_action/send_goalRequest",

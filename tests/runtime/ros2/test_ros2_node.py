@@ -84,6 +84,7 @@ def test_stale_camera_holds_then_recovers(harness, ros) -> None:
     _start(h)
     r.frame()
     r.wait_commands(1)
+
     # The wrist camera stops: the other inputs keep coming, the node holds and names the stale camera.
     def wrist_stale() -> tuple | None:
         r.frame(skip=("wrist",))
@@ -91,12 +92,14 @@ def test_stale_camera_holds_then_recovers(harness, ros) -> None:
         r.poll()
         return next((s for s in reversed(r.statuses) if s[2]["state"] == "stale"), None)
 
-    level, message, values = ros.wait_for(wrist_stale)
+    level, message, _values = ros.wait_for(wrist_stale)
     assert level == STALE and "camera:wrist" in message and "camera:scene" not in message
     assert len(r.commands) == 1
     r.frame()
     r.wait_commands(2)
-    assert r.wait_status(lambda lvl, msg, v: v["state"] == "acting" and v["commands"] == "2", old=True)[0] == OK
+    assert (
+        r.wait_status(lambda lvl, msg, v: v["state"] == "acting" and v["commands"] == "2", old=True)[0] == OK
+    )
 
 
 @pytest.mark.parametrize("harness", [{"hold_command": True}], indirect=True)
