@@ -142,7 +142,9 @@ def node(
             policy, mode=cfg.controller, execute_steps=cfg.execute_steps or policy.config.steps_per_chunk
         )
         tr = _transport(transport, domain_id=domain_id, node_name=node_name, namespace=namespace)
-        n = PolicyNode(ctl, policy.embodiment, tr, cfg, name=checkpoint.name)
+        # "runs/demo/checkpoint" is called "demo" in logs and the status.
+        label = checkpoint.resolve().parent.name if checkpoint.name == "checkpoint" else checkpoint.name
+        n = PolicyNode(ctl, policy.embodiment, tr, cfg, name=label)
     except (ValueError, FileNotFoundError, KeyError) as e:
         _fail(e)
     typer.echo(f"vla ros2 node '{cfg.node_name}' ({type(tr).__name__}, {n.rate_hz:g} Hz, {checkpoint}):")

@@ -21,6 +21,7 @@ stale_ms for a late success), cancel, preemption by a newer task, or the e-stop.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -47,7 +48,7 @@ from vla.types import Observation
 
 logger = logging.getLogger(__name__)
 
-_LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
+LOG_EVERY_S = 5.0
 
 
 @dataclass
@@ -164,7 +165,7 @@ class PolicyNode:
         self.level = OK
         self.stats = NodeStats()
         self.last_command: np.ndarray | None = None
-        self._last_log = ""
+        self._last_log: tuple[str, float] = ("", 0.0)
         self._tick_wall_ns = 0
 
     def _add_input(self, key: str, topic: str, msgtype: str) -> None:
@@ -348,10 +349,17 @@ class PolicyNode:
 
     def _report(self, state: str, level: int, message: str) -> None:
         self.state, self.level, self.message = state, level, message
-        if message != self._last_log and state not in ("acting", "waiting"):
+        # Log changes, not ticks: the same situation (numbers aside) is logged again after LOG_EVERY_S.
+        key = re.sub(r"[0-9.]+", "#", message)
+        now = time.monotonic()
+        if state not in ("acting", "waiting") and (
+            key != self._last_log[0] or now - self._last_log[1] > LOG_EVERY_S
+        ):
             log = logger.info if level == OK else logger.warning
             log("%s: %s", self.name, message)
-        self._last_log = message
+            self._last_log = (key, now)
+        elif state == "acting":
+            self._last_log = ("", 0.0)
         values: dict[str, Any] = {
             "state": state,
             "instruction": self.task.instruction if self.task else "",
