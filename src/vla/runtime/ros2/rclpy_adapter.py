@@ -132,7 +132,14 @@ class RclpyActionServer:
         from rclpy.callback_groups import ReentrantCallbackGroup
 
         self.name = name
-        self._action = message_class("vla_ros2/action/ExecuteInstruction")
+        try:
+            self._action = message_class("vla_ros2/action/ExecuteInstruction")
+        except (ImportError, ValueError, AttributeError, LookupError) as e:
+            raise ValueError(
+                "the vla_ros2 interfaces are not built or not sourced: cp -r ros2/vla_ros2 <ws>/src && "
+                "colcon build --packages-select vla_ros2 && source <ws>/install/setup.bash "
+                f"(or run with --transport dds); {type(e).__name__}: {e}"
+            ) from e
         self._events: deque[GoalRequest | CancelRequest] = deque()
         self._handles: dict[bytes, Any] = {}
         self._done: dict[bytes, threading.Event] = {}
