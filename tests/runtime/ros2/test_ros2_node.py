@@ -144,3 +144,29 @@ def test_instruction_topic_empty_stops(harness, ros) -> None:
     r.frame()
     r.wait_status(lambda lvl, msg, v: v["state"] == "idle" and msg == "idle")
     assert r.commands == []
+
+
+class _Raising:
+    """A policy that always fails (a broken model)."""
+
+    def __init__(self, embodiment) -> None:
+        self.embodiment = embodiment
+
+    def predict(self, obs):
+        raise RuntimeError("model exploded")
+
+
+def test_failing_controller_holds_and_the_node_survives(harness, ros, caplog) -> None:
+    from vla.runtime import make_safe_controller
+
+    h, r = harness, harness.robot
+    # Without the safety filter (unsafe mode) SafeController raises after its retries; the node holds.
+    h.node.controller = make_safe_controller(_Raising(h.node.embodiment), unsafe_no_filter=True)
+    _start(h)
+    r.frame()
+    level, message, _ = r.wait_status(lambda lvl, msg, v: v["state"] == "controller_error")
+    assert level == ERROR and "model exploded" in message
+    assert r.commands == []
+    h.node.controller = make_safe_controller(h.policy, embodiment=h.node.embodiment)
+    r.frame()
+    r.wait_commands(1)

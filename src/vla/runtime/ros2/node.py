@@ -9,6 +9,8 @@ answers the action server, and at each control tick decides:
     an input older than stale_ms      -> hold, status STALE "stale: <input> <age> ms"
     not every input has a new message -> wait (no command; never act twice on the same image)
     an input is malformed             -> hold, status WARN "bad_input: <why>" (logged, counted)
+    the controller raises             -> hold, status ERROR "controller_error: <why>" (unsafe mode only:
+                                         a SafeController with its filter holds by itself)
     otherwise                         -> controller.act(observation) -> command, feedback, status OK
 
 "Hold" means no new command (each command is one step, so the robot stays where it is); with
@@ -280,7 +282,12 @@ class PolicyNode:
             return self._hold("bad_input", WARN, f"bad_input: {e}")
         stamp = max(i.stamp_ns for i in self.inputs.values())
         t0 = time.perf_counter()
-        action = np.asarray(self.controller.act(obs), dtype=np.float32)
+        try:
+            action = np.asarray(self.controller.act(obs), dtype=np.float32)
+        except Exception as e:  # a SafeController holds by itself; anything else must not kill the node
+            for i in self.inputs.values():
+                i.mark_used()
+            return self._hold("controller_error", ERROR, f"controller_error: {type(e).__name__}: {e}")
         self.stats.act_ms.append((time.perf_counter() - t0) * 1e3)
         for i in self.inputs.values():
             i.mark_used()
