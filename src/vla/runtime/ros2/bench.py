@@ -202,16 +202,17 @@ def run_bench(checkpoint: str | Path | None, cfg: Ros2BenchConfig) -> dict[str, 
             "--namespace", NAMESPACE, "--rate", f"{cfg.rate_hz:g}", "--trigger", cfg.trigger,
             "--domain-id", str(cfg.domain_id), "--transport", "dds", "--threads", "1", "--stale-ms", "2000",
         ]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # The node's log goes to a file, not a pipe: a full pipe nobody reads would block the node.
+        log = (Path(tmp) / "node.log").open("w+")
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
         transport = DdsTransport(cfg.domain_id)
         try:
             robot = _Robot(transport, emb, node_cfg)
             deadline = time.monotonic() + cfg.start_timeout_s
             while not robot.ready():
                 if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"the node exited with code {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                    )
+                    log.seek(0)
+                    raise RuntimeError(f"the node exited with code {proc.returncode}: {log.read()[-2000:]}")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the node did not appear within {cfg.start_timeout_s:.0f} s")
                 time.sleep(0.05)
@@ -246,6 +247,7 @@ def run_bench(checkpoint: str | Path | None, cfg: Ros2BenchConfig) -> dict[str, 
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            log.close()
 
 
 def format_table(summary: dict[str, Any]) -> str:
