@@ -15,6 +15,7 @@ data_app = typer.Typer(help="Inspect, convert and visualize demonstration datase
 
 class Format(StrEnum):
     lerobot = "lerobot"
+    rosbag2 = "rosbag2"
 
 
 def collect(
@@ -193,8 +194,21 @@ def export(
     fmt: Annotated[Format, typer.Option("--format")] = Format.lerobot,
     crf: Annotated[int, typer.Option("--crf", help="h264 quality, 0 best .. 51 worst")] = 18,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    storage: Annotated[str, typer.Option("--storage", help="rosbag2 storage: mcap | sqlite3")] = "mcap",
+    topic_map: Annotated[Path | None, typer.Option("--map", help="rosbag2 topic map (YAML)")] = None,
 ) -> None:
-    """Exports a dataset to another format (LeRobotDataset v3.0)."""
+    """Exports a dataset to another format (LeRobotDataset v3.0, or a rosbag2)."""
+    if fmt == Format.rosbag2:
+        from vla.data.rosbag2_export import export_rosbag2
+        from vla.data.rosbag2_format import TopicMap
+
+        try:
+            tm = TopicMap.load(topic_map) if topic_map else None
+            export_rosbag2(path, out, storage=storage, topics=tm, overwrite=overwrite)
+        except (ValueError, FileNotFoundError, FileExistsError) as e:
+            raise typer.BadParameter(str(e)) from e
+        typer.echo(f"exported {path} -> {out} (rosbag2, {storage}; play with `ros2 bag play {out}`)")
+        return
     from vla.data.lerobot_export import VideoConfig, export_lerobot
 
     export_lerobot(path, out, video=VideoConfig(crf=crf), overwrite=overwrite)
@@ -207,12 +221,23 @@ def import_(
     src: Annotated[Path, typer.Argument(help="dataset directory")],
     out: Annotated[Path, typer.Option("--out", help=".h5 dataset to create")],
     fmt: Annotated[Format, typer.Option("--format")] = Format.lerobot,
+    topic_map: Annotated[Path | None, typer.Option("--map", help="rosbag2 topic map (YAML)")] = None,
 ) -> None:
-    """Imports a dataset from another format (LeRobotDataset v3.0) and computes its statistics."""
-    from vla.data.lerobot_import import import_lerobot
+    """Imports a dataset from another format (LeRobotDataset v3.0, or a rosbag2) and computes its statistics."""
     from vla.data.reader import EpisodeDataset
 
-    import_lerobot(src, out)
+    if fmt == Format.rosbag2:
+        from vla.data.rosbag2_format import TopicMap
+        from vla.data.rosbag2_import import import_rosbag2
+
+        try:
+            import_rosbag2(src, out, topics=TopicMap.load(topic_map) if topic_map else None)
+        except (ValueError, FileNotFoundError, FileExistsError) as e:
+            raise typer.BadParameter(str(e)) from e
+    else:
+        from vla.data.lerobot_import import import_lerobot
+
+        import_lerobot(src, out)
     with EpisodeDataset(out) as ds:
         typer.echo(f"imported {fmt.value} {src} -> {out}: {len(ds)} episodes, {ds.num_steps} steps")
 
