@@ -20,7 +20,9 @@ def _files() -> list[Path]:
         if p.is_file():
             out.append(p)
         elif p.is_dir():
-            out.extend(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
+            out.extend(
+                f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES and ".egg-info" not in str(f)
+            )
     return [f for f in out if "__pycache__" not in f.parts and f != Path(__file__).resolve()]
 
 
