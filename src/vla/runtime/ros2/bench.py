@@ -5,8 +5,9 @@ robot: it publishes the embodiment's cameras (96x96 for the tabletop Panda), joi
 `rate_hz`, stamped with their publish time, and receives the commands and the node's status. The
 status names the input stamp each command answered, so each command's latency is
 `receive time - publish time of the images it was computed from` (one clock: same machine). The node's
-period jitter comes from the stamps of its status messages (one per tick). With `load`, the same is
-measured again while one busy process per core competes for the CPU.
+period jitter comes from the tick times its status messages carry (one per tick; with the "frames"
+trigger, the ticks that acted). The camera's phase against the node's timer sweeps over the run. With
+`load`, the same is measured again while one busy process per core competes for the CPU.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vla.runtime.ros2.dds import DdsTransport
 from vla.runtime.ros2.qos import RELIABLE, SENSOR
 
 NAMESPACE = "/vla_bench"
+PHASE_STEPS = 8
 INSTRUCTION = "pick up the red block"
 
 
@@ -142,15 +144,22 @@ class _Robot:
 
 
 def _phase(robot: _Robot, cfg: Ros2BenchConfig, *, seconds: float, measure: bool) -> tuple[int, int, int]:
-    """Publishes at the rate for `seconds`; returns (first command index, first status index, frames)."""
+    """Publishes at the rate for `seconds`; returns (first command index, first status index, frames).
+
+    The camera and the node's timer are two free-running 20 Hz clocks, so with the "timer" trigger the
+    latency depends on their phase (0 to one period of waiting for the tick). Every second the frames
+    shift by 1/8 of a period, so a measurement covers all phases instead of one lucky or unlucky one.
+    """
     c0, s0 = len(robot.command_recv), len(robot.statuses)
     period = 1.0 / cfg.rate_hz
+    per_second = max(1, round(cfg.rate_hz))
     start = time.monotonic()
     frames = 0
     while time.monotonic() - start < seconds:
         robot.publish(time.time_ns())
         frames += 1
-        deadline = start + frames * period
+        shift = (frames // per_second) * period / PHASE_STEPS
+        deadline = start + frames * period + shift
         while True:
             robot.drain()
             left = deadline - time.monotonic()
@@ -171,7 +180,10 @@ def _analyse(robot: _Robot, c0: int, s0: int, frames: int, cfg: Ros2BenchConfig)
             lat.append((recv[n - 1] - stamp) / 1e6)
             if v.get("act_ms"):
                 act.append(float(v["act_ms"]))
-    ticks = np.asarray([int(v.get("tick_ns", t)) for t, v in robot.statuses[s0:]], dtype=np.float64)
+    # The control rate: every tick with the timer trigger; with "frames" the ticks that acted (the node
+    # also ticks on its timer there, for status and stale checks).
+    rows = [(t, v) for t, v in robot.statuses[s0:] if cfg.trigger == "timer" or v.get("state") == "acting"]
+    ticks = np.asarray([int(v.get("tick_ns", t)) for t, v in rows], dtype=np.float64)
     periods = np.diff(ticks) / 1e6 if len(ticks) > 1 else np.zeros(0)
     target = 1e3 / cfg.rate_hz
     jitter = np.abs(periods - target).tolist()
