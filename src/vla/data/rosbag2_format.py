@@ -13,7 +13,7 @@ recorded around the node, or exported by vla, imports without one):
     command: /command/ee_delta     # std_msgs/Float32MultiArray or trajectory_msgs/JointTrajectory
     instruction: /instruction      # std_msgs/String: each one starts an episode, "" ends it
     task_success: /task_success    # std_msgs/Bool: true marks the episode a success
-    embodiment: tabletop           # a suite name, or a JSON file of Embodiment.to_dict()
+    embodiment: <suite>            # a suite name, or a JSON file of Embodiment.to_dict()
     joint_names: [joint1, ...]     # arm joints in state order (default joint1..N)
     gripper_joints: [finger_joint1, finger_joint2]
 
@@ -140,7 +140,7 @@ class TopicMap:
 
 
 def resolve_embodiment(spec: str, *, image_size: tuple[int, int]) -> Embodiment:
-    """An embodiment from a suite name ("tabletop") or a JSON file of `Embodiment.to_dict()`."""
+    """An embodiment from a suite name (`vla env list`) or a JSON file of `Embodiment.to_dict()`."""
     p = Path(spec)
     if p.suffix == ".json" or p.is_file():
         if not p.is_file():

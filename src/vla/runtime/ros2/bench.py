@@ -1,7 +1,7 @@
 """`vla bench ros2`: the node's end-to-end latency and control-rate jitter over DDS on loopback.
 
 The node runs as its own process (`vla ros2 node`, DDS transport), as on a robot. This process plays the
-robot: it publishes the embodiment's cameras (96x96 for the tabletop Panda), joint states and pose at
+robot: it publishes the embodiment's cameras (96x96 for the default suite's Panda), joint states and pose at
 `rate_hz`, stamped with their publish time, and receives the commands and the node's status. The
 status names the input stamp each command answered, so each command's latency is
 `receive time - publish time of the images it was computed from` (one clock: same machine). The node's

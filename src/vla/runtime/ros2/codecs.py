@@ -14,7 +14,7 @@ State: each field of `Embodiment.state_fields` has a ROS source,
 
 or the whole vector comes from one std_msgs/Float32MultiArray (`state_topic`) for other layouts.
 
-Commands: delta action spaces (the tabletop Panda's default `ee_delta`) go out as
+Commands: delta action spaces (e.g. a Panda's `ee_delta`) go out as
 std_msgs/Float32MultiArray: `data` is the action vector in the space's group order (for ee_delta:
 dx dy dz [m], rx ry rz [rad, rotation vector], gripper [0 open .. 1 closed]) and `layout.dim[0]` is
 {label: <space name>, size: A, stride: A}: one message is one control step's displacement, applied
