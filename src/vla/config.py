@@ -72,8 +72,8 @@ class TrainConfig:
             `state`, `fusion`, `head`, `goal`, `grounding`), e.g. `{"vision": 0.1}`; unlisted modules
             use 1. Each module has its own AdamW parameter groups, at the schedule's LR times its scale.
         amp: mixed precision of the forward pass: "auto" (bf16 autocast on a CUDA device that supports
-            it, fp32 otherwise), "bf16" (bf16 autocast on any device, also the CPU, where it is slower
-            here: docs/measured.md) or "off" (fp32).
+            it, fp32 otherwise), "bf16" (bf16 autocast on any device, also the CPU: faster on one with
+            AVX512-BF16, docs/measured.md, but every figure there was trained in fp32) or "off" (fp32).
         time_budget_s: stop (and save) once this much wall time is spent (0: no limit).
         grounding: a grounding file (`vla collect-grounding`) to co-train the policy's grounding head
             on; required by, and only allowed for, a policy with grounding_loss > 0.

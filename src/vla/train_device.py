@@ -57,7 +57,8 @@ def resolve_placement(
         device: "auto" (CUDA when available, else the CPU), "cpu", "cuda" (under torchrun:
             `cuda:<LOCAL_RANK>`) or "cuda:N" (single process only).
         amp: "auto" (bf16 on a CUDA device that supports it, fp32 otherwise), "bf16" (bf16 autocast
-            on any device; on a CPU it runs but is slower here) or "off" (fp32).
+            on any device, the CPU included) or "off" (fp32). "auto" keeps CPUs in fp32, the precision
+            every measured training figure used.
         env: the environment to read (default: `os.environ`).
 
     Returns:

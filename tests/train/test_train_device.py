@@ -33,7 +33,7 @@ def test_cpu_single_process_and_gloo_ranks(gpus):
     assert (one.device, one.backend, one.world_size, one.amp_dtype) == ("cpu", "", 1, None)
     ranked = resolve_placement("auto", "auto", env={"WORLD_SIZE": "2", "LOCAL_RANK": "1", "RANK": "1"})
     assert (ranked.device, ranked.backend, ranked.distributed) == ("cpu", "gloo", True)
-    # bf16 autocast runs on a CPU only when asked for (it is slower there: docs/measured.md).
+    # bf16 autocast runs on a CPU only when asked for (every trained figure is fp32: docs/measured.md).
     assert resolve_placement("cpu", "bf16", env={}).amp_dtype == torch.bfloat16
 
 
