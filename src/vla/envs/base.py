@@ -95,6 +95,35 @@ def suite_features(suite: Any) -> tuple[Feature, ...]:
     return tuple(getattr(suite, "features", ()) or ())
 
 
+def resolve_families(
+    suite: Any, *, families: tuple[str, ...] | list[str] = (), benchmark: str = ""
+) -> tuple[str, ...]:
+    """The families a command runs: `families` if given, else the suite's `benchmark` (a name from its
+    optional `benchmarks` mapping, e.g. Meta-World's "mt10"), else all of them. Unknown names raise a
+    KeyError with a did-you-mean."""
+    if benchmark:
+        declared: dict[str, tuple[str, ...]] = dict(getattr(suite, "benchmarks", {}) or {})
+        if not declared:
+            raise KeyError(f"suite '{suite.name}' declares no benchmarks; run its families with --families")
+        chosen = tuple(lookup(declared, benchmark.lower(), kind=f"{suite.name} benchmark"))
+        if families:
+            outside = [f for f in families if f not in chosen]
+            if outside:
+                raise KeyError(
+                    f"families {outside} are not in benchmark '{benchmark}' of suite '{suite.name}'"
+                )
+            return tuple(families)
+        return chosen
+    for f in families:
+        lookup({k: k for k in suite.families}, f, kind=f"{suite.name} family")
+    return tuple(families) or tuple(suite.families)
+
+
+def family_groups(suite: Any) -> dict[str, str]:
+    """family -> group name from the suite's optional `family_groups` (e.g. Meta-World's difficulty)."""
+    return dict(getattr(suite, "family_groups", {}) or {})
+
+
 def suite_paraphraser(suite_name: str) -> Callable[[str, Any], str] | None:
     """The registered suite's `paraphrase(instruction, rng)`, or None (unknown suite or none offered)."""
     _load_builtin()
