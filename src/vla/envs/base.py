@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -161,21 +162,35 @@ def get_suite(name: str) -> Suite:
 
 
 ENTRY_POINT_GROUP = "vla.suites"
-_LOADED: list[bool] = []
+_LOADED: list[bool] = []  # set once every built-in suite has registered
+_LOADING: list[bool] = []  # set while they register (a suite package's import may ask for a suite)
+# A rollout worker runs several environment lanes as threads, and each asks for its suite at once:
+# without the lock, the second thread saw "loading started" and looked up an empty registry.
+_LOAD_LOCK = threading.RLock()
 
 
 def _load_builtin() -> None:
     """Registers every suite once: each sub-package of `vla.envs` (a new suite is a new folder there,
     no edit here) and each installed package's `vla.suites` entry point (name -> factory), so a suite
     can also ship as a package of its own. Suite packages register on import and keep that import
-    light (heavy modules load when the suite is built)."""
+    light (heavy modules load when the suite is built). Thread-safe: other threads wait for the load."""
     if _LOADED:
         return
-    _LOADED.append(True)
+    with _LOAD_LOCK:
+        if _LOADED or _LOADING:
+            return
+        _LOADING.append(True)
+        try:
+            _register_builtin()
+        finally:
+            _LOADING.clear()
+        _LOADED.append(True)
+
+
+def _register_builtin() -> None:
     import vla.envs
 
     before = set(_SUITES)
-
     for info in pkgutil.iter_modules(vla.envs.__path__):
         if info.ispkg:
             importlib.import_module(f"vla.envs.{info.name}")
