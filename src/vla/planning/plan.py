@@ -112,11 +112,14 @@ class SkillSpec:
         slots: slot name -> kind ("object", "container" or "direction"), e.g. {"obj": "object",
             "base": "object"}; the first slot is the object acted on.
         verbs: words that name this skill in requests (for refusing requests no skill covers).
+        cues: words of the policy's own instructions for this skill that no other skill's use (a
+            lexical prior for planners choosing between skills).
     """
 
     name: str
     slots: Mapping[str, str]
     verbs: tuple[str, ...] = ()
+    cues: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         bad = {k: v for k, v in self.slots.items() if v not in SLOT_KINDS}
@@ -141,6 +144,7 @@ class SkillVocabulary:
         render: turns a valid step into the instruction text the low-level policy executes.
         left: unit (x, y) vector pointing "left" in the frame of `SceneDescription.positions`.
         max_steps: longest plan accepted.
+        examples: (request, step) pairs in the policy's own phrasing: the few-shot prompt of planners.
     """
 
     skills: tuple[SkillSpec, ...]
@@ -150,6 +154,7 @@ class SkillVocabulary:
     render: Callable[[Step], str]
     left: tuple[float, float] = (0.0, 1.0)
     max_steps: int = MAX_PLAN_STEPS
+    examples: tuple[tuple[str, Step], ...] = ()
 
     def skill(self, name: str) -> SkillSpec:
         for s in self.skills:

@@ -21,7 +21,7 @@ import numpy as np
 from vla.envs.tabletop import language
 from vla.envs.tabletop import objects as obj
 from vla.envs.tabletop import tasks
-from vla.planning.plan import Plan, Step
+from vla.planning.plan import Plan, SceneDescription, Step
 
 SPLITS = ("long_horizon", "long_horizon_paraphrase")
 
@@ -311,3 +311,11 @@ def is_long_success(spec: LongHorizonSpec, state: tasks.SimState) -> bool:
         if not tasks.is_success(step_spec(step, spec, spec.split), state):
             return False
     return True
+
+
+def initial_scene(spec: LongHorizonSpec) -> SceneDescription:
+    """The scene description of an episode's start, from its layout (no simulator; planner benchmarks)."""
+    names = [obj.describe(*k) for k in spec.objects]
+    positions = {obj.describe(*k): (v[0], v[1]) for k, v in spec.objects.items()}
+    positions.update(spec.containers)
+    return SceneDescription(tuple(names), tuple(spec.containers), positions, {c: () for c in spec.containers})
