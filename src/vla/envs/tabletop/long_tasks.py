@@ -93,7 +93,8 @@ HELD_OUT: dict[str, tuple[str, ...]] = {
     ),
 }
 KINDS = tuple(TRAIN)
-# Control steps per skill: the single-step budgets (tasks.MAX_STEPS) summed over the plan, plus slack.
+# The episode's time: each step's single-step budget (tasks.MAX_STEPS) plus slack, twice over, so every
+# step has room for one retry.
 STEP_SLACK = 20
 
 
@@ -121,7 +122,7 @@ class LongHorizonSpec:
 
     @property
     def max_steps(self) -> int:
-        return sum(tasks.MAX_STEPS[s.skill] + STEP_SLACK for s in self.plan)
+        return 2 * sum(tasks.MAX_STEPS[s.skill] + STEP_SLACK for s in self.plan)
 
 
 def _pair(name: str) -> tuple[str, str]:
