@@ -7,8 +7,8 @@ signature in that signal:
 * holding = the fingers stopped part-closed (an object between them) for 2 frames; closing fully from
   holding means the object slipped out (failure);
 * pick_up: holding, and the hand at least `LIFT` above where it closed;
-* put_in / stack / move_next_to: holding, carried at least `CARRY` sideways, then opened low (TCP below
-  `RELEASE_Z`); opening high is a drop (failure); done once the hand rises after the release;
+* put_in / stack / move_next_to: holding, then opened low (TCP below `RELEASE_Z`); opening high is a
+  drop (failure); done once the hand rises after the release;
 * push: the hand low (below `PUSH_Z`) moved at least `PUSH_MIN` along the asked direction, then rose;
 * touch: the closed hand came down and stopped (below `TOUCH_Z`, < 3 mm per step for 2 frames);
 * any skill: no signature within its step budget (`tasks.MAX_STEPS`) is a failure ("timeout").
@@ -31,7 +31,6 @@ HOLD_MIN, HOLD_MAX = 0.012, 0.07  # m of finger opening that means "something be
 OPEN = 0.07
 CLOSED = 0.008
 LIFT = 0.06
-CARRY = 0.02
 RELEASE_Z = 0.10
 PUSH_Z = 0.04
 PUSH_MIN = tasks.PUSH_DISTANCE
@@ -66,7 +65,6 @@ class StateStepMonitor:
         self._hold = 0
         self._held = False
         self._grasp: np.ndarray | None = None
-        self._carried = False
         self._released_z: float | None = None
         self._low: np.ndarray | None = None
         self._pushed = False
@@ -112,13 +110,9 @@ class StateStepMonitor:
                 return self._fail("the object slipped out of the gripper")
             if skill == "pick_up":
                 return self._ok("lifted") if ee[2] > self._grasp[2] + LIFT else "running"
-            if np.linalg.norm(ee[:2] - self._grasp[:2]) > CARRY:
-                self._carried = True
             if g > OPEN and self._released_z is None:
-                if not self._carried:
-                    return self._fail("released before carrying the object")
                 if ee[2] > RELEASE_Z:
-                    return self._fail(f"dropped from {ee[2]:.2f} m")
+                    return self._fail(f"the object was dropped from {ee[2]:.2f} m")
                 self._released_z = float(ee[2])
             if self._released_z is not None and ee[2] > self._released_z + 0.02:
                 return self._ok("placed and released")
