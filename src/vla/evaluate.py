@@ -144,11 +144,13 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
             **summarize_family([r.extras for r in rs]),
         }
     n, k = len(results), sum(r.success for r in results)
+    groups = _per_group(cfg.suite, {f: v["success_rate"] for f, v in per_family.items()})
     lat = np.asarray([x for r in results for x in r.latencies_ms] or [float("nan")])
     return {
         "success_rate": float(np.mean([f["success_rate"] for f in per_family.values()])),
         "ci95": list(wilson_interval(k, n)),
         "success_rate_per_family": {f: v["success_rate"] for f, v in per_family.items()},
+        **({"success_rate_per_group": groups} if groups else {}),
         "per_family": per_family,
         "episodes": n,
         "episode_length": float(np.mean([r.steps for r in results])),
@@ -178,6 +180,23 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
             for r in results
         ],
     }
+
+
+def _per_group(suite_name: str, rates: dict[str, float]) -> dict[str, float]:
+    """Mean success per group of the suite's declared `family_groups` (each family weighs the same, as
+    in the published per-group tables); empty when the suite declares none."""
+    from vla.envs.base import family_groups, get_suite
+
+    try:
+        groups = family_groups(get_suite(suite_name))
+    except KeyError:
+        return {}
+    by: dict[str, list[float]] = {}
+    for fam, rate in rates.items():
+        if fam in groups:
+            by.setdefault(groups[fam], []).append(rate)
+    order = list(dict.fromkeys(groups.values()))
+    return {g: float(np.mean(by[g])) for g in order if g in by}
 
 
 def _by_reason(results: list[EpisodeResult]) -> dict[str, int]:

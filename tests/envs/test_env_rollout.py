@@ -126,3 +126,28 @@ def test_env_rollout_failures_reach_the_caller(workers: int, lanes: int) -> None
     jobs = make_jobs("tabletop", ["touch"], episodes_per_family=2, image_size=(16, 16))
     with pytest.raises(RuntimeError, match="actuator on fire"):
         run_episodes(jobs, _broken_actor, workers=workers, envs_per_worker=lanes)
+
+
+def test_env_rollout_lane_keeps_at_most_cache_size_envs_and_closes_the_evicted() -> None:
+    # A lane used to keep one env per task forever: 50 Meta-World tasks per lane ran a worker out of
+    # memory. The cache is LRU-bounded and an evicted env's renderer is freed.
+    from vla.rollout.pool import LaneSpec, _Lane
+
+    lane = _Lane(LaneSpec(), cache_size=2)
+    try:
+        first = None
+        for family in ("touch", "push", "touch", "pick_up"):
+            job = EpisodeJob("tabletop", family, seed=0, image_size=(16, 16))
+            assert lane.run(job).steps > 0
+            if first is None:
+                first = lane.cache[job.env_key][0]
+            assert len(lane.cache) <= 2
+        # "touch" was used after "push", so "push" was the least recent and went first.
+        assert [key[1] for key in lane.cache] == ["touch", "pick_up"]
+        assert first is lane.cache[next(iter(lane.cache))][0]  # touch's env was reused, not rebuilt
+        lane.run(EpisodeJob("tabletop", "push", seed=1, image_size=(16, 16)))
+        assert first._renderer is None  # evicted and closed
+    finally:
+        lane.close()
+    with pytest.raises(ValueError, match="cache_size"):
+        _Lane(LaneSpec(), cache_size=0)

@@ -24,6 +24,9 @@ def collect(
     episodes_per_task: Annotated[int, typer.Option("--episodes-per-task", min=1)] = 50,
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes (one per core)")] = 2,
     families: Annotated[str, typer.Option("--families", help="comma-separated; default all")] = "",
+    benchmark: Annotated[
+        str, typer.Option("--benchmark", help="a benchmark the suite declares, e.g. metaworld's mt10 / mt50")
+    ] = "",
     split: Annotated[str, typer.Option("--split")] = "train",
     keep_failed: Annotated[bool, typer.Option("--keep-failed", help="also keep failed episodes")] = False,
     image_size: Annotated[int, typer.Option("--image-size", min=8)] = 96,
@@ -33,11 +36,21 @@ def collect(
     """Records scripted-expert demonstrations of a suite into an HDF5 dataset, in parallel."""
     from vla.cli.progress import Progress
     from vla.data.collect import CollectConfig, CollectReport, run_collection
+    from vla.envs import get_suite
+    from vla.envs.base import resolve_families
 
+    try:
+        chosen = resolve_families(
+            get_suite(suite),
+            families=[f.strip() for f in families.split(",") if f.strip()],
+            benchmark=benchmark,
+        )
+    except KeyError as e:
+        raise typer.BadParameter(str(e.args[0] if e.args else e)) from None
     cfg = CollectConfig(
         suite=suite,
         episodes_per_task=episodes_per_task,
-        families=tuple(f.strip() for f in families.split(",") if f.strip()),
+        families=chosen,
         split=split,
         workers=workers,
         keep_failed=keep_failed,
@@ -45,9 +58,7 @@ def collect(
         seed=seed,
         randomize=randomize,
     )
-    from vla.envs import get_suite
-
-    n_families = len(cfg.families) or len(get_suite(suite).families)
+    n_families = len(cfg.families)
     bar = Progress(episodes_per_task * n_families, unit="ep", desc=f"collect {suite}")
     done = [0]
 

@@ -67,6 +67,9 @@ def env_expert(
     episodes_per_task: Annotated[int, typer.Option("--episodes-per-task", min=1)] = 10,
     split: Annotated[str, typer.Option("--split")] = "train",
     family: Annotated[list[str] | None, typer.Option("--family", help="repeatable; default all")] = None,
+    benchmark: Annotated[
+        str, typer.Option("--benchmark", help="a benchmark the suite declares, e.g. metaworld's mt10 / mt50")
+    ] = "",
     video: Annotated[Path | None, typer.Option("--video", help="MP4 of the first episode per family")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
     seed: Annotated[int, typer.Option("--seed", help="first episode seed")] = 0,
@@ -77,10 +80,14 @@ def env_expert(
     from dataclasses import replace
 
     from vla.envs import get_suite
+    from vla.envs.base import family_groups, resolve_families
     from vla.rollout import iter_episodes, make_jobs
 
     suite = get_suite(suite_name)
-    families = family or list(suite.families)
+    try:
+        families = list(resolve_families(suite, families=family or [], benchmark=benchmark))
+    except KeyError as e:
+        raise typer.BadParameter(str(e.args[0] if e.args else e)) from None
     jobs = make_jobs(
         suite_name,
         families,
@@ -103,11 +110,17 @@ def env_expert(
         if res.frames is not None:
             recorded[i] = res.frames
     wall = time.perf_counter() - start
-    typer.echo(f"{'family':14s} {'success':>8s}")
+    width = max(14, *(len(f) for f in families))
+    typer.echo(f"{'family':{width}s} {'success':>8s}")
     per_family = {f: wins[f] / episodes_per_task for f in families}
     for f in families:
-        typer.echo(f"{f:14s} {per_family[f]:8.2f}  ({wins[f]}/{episodes_per_task})")
+        typer.echo(f"{f:{width}s} {per_family[f]:8.2f}  ({wins[f]}/{episodes_per_task})")
     overall = sum(wins.values()) / len(jobs)
+    groups = family_groups(suite)
+    per_group: dict[str, list[float]] = {}
+    for f in families:
+        if f in groups:
+            per_group.setdefault(groups[f], []).append(per_family[f])
     if video is not None:
         import imageio
 
@@ -120,6 +133,11 @@ def env_expert(
             {
                 "expert_success": round(overall, 4),
                 "per_family": {f: round(v, 4) for f, v in per_family.items()},
+                **(
+                    {"per_group": {g: round(float(np.mean(v)), 4) for g, v in per_group.items()}}
+                    if per_group
+                    else {}
+                ),
                 "episodes": len(jobs),
                 "split": split,
                 "action_mode": action_mode,

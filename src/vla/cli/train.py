@@ -97,6 +97,7 @@ def eval_cmd(
     split: Annotated[str, Opt(help="train | unseen | paraphrase | randomized")] = "train",
     episodes_per_task: Annotated[int, Opt(help="episodes per task family")] = 10,
     families: Annotated[str | None, Opt(help="comma-separated families (default: all)")] = None,
+    benchmark: Annotated[str, Opt(help="a benchmark the suite declares, e.g. metaworld's mt10 / mt50")] = "",
     workers: Annotated[int, Opt(help="parallel rollout processes")] = 2,
     envs_per_worker: Annotated[
         int, Opt(help="episodes per process run side by side, policy calls batched")
@@ -124,16 +125,22 @@ def eval_cmd(
 ) -> None:
     """Roll a checkpoint out in simulation; print the success table, write results.json and report.html."""
     from vla.config import EvalConfig, apply_overrides
+    from vla.envs import get_suite
+    from vla.envs.base import resolve_families
     from vla.evaluate import evaluate
 
     try:
         if not (checkpoint / "config.json").is_file():
             raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
+        named = [f for f in (families or "").split(",") if f]
+        chosen = (
+            resolve_families(get_suite(suite), families=named, benchmark=benchmark) if benchmark else named
+        )
         cfg = EvalConfig(
             checkpoint=str(checkpoint),
             suite=suite,
             split=split,
-            families=tuple(f for f in (families or "").split(",") if f),
+            families=tuple(chosen),
             episodes_per_task=episodes_per_task,
             workers=workers,
             envs_per_worker=envs_per_worker,
@@ -151,22 +158,30 @@ def eval_cmd(
     except (ValueError, KeyError, FileNotFoundError) as e:
         _fail(e)
     print_results(results)
+    table = getattr(get_suite(suite), "comparison_table", None)
+    if callable(table):  # a suite with published results to stand next to (Meta-World's MT50 table)
+        typer.echo(table(results))
 
 
 def print_results(results: dict) -> None:
     """The per-family success table, then one JSON line with the headline numbers."""
-    typer.echo(f"{'family':<16}{'success':>9}{'95% CI':>14}{'episodes':>10}{'length':>8}{'jerk':>8}")
+    w = max(16, *(len(f) + 2 for f in results["per_family"]))
+    typer.echo(f"{'family':<{w}}{'success':>9}{'95% CI':>14}{'episodes':>10}{'length':>8}{'jerk':>8}")
     for fam, v in results["per_family"].items():
         ci = f"{100 * v['ci95'][0]:.0f}-{100 * v['ci95'][1]:.0f}%"
         typer.echo(
-            f"{fam:<16}{100 * v['success_rate']:>8.1f}%{ci:>14}{v['episodes']:>10}{v['episode_length']:>8.1f}{v['jerk']:>8.2f}"
+            f"{fam:<{w}}{100 * v['success_rate']:>8.1f}%{ci:>14}{v['episodes']:>10}{v['episode_length']:>8.1f}{v['jerk']:>8.2f}"
         )
-    typer.echo(f"{'overall':<16}{100 * results['success_rate']:>8.1f}%")
+    for group, rate in results.get("success_rate_per_group", {}).items():
+        typer.echo(f"{'group ' + group:<{w}}{100 * rate:>8.1f}%")
+    typer.echo(f"{'overall':<{w}}{100 * results['success_rate']:>8.1f}%")
     typer.echo(f"report: {Path(results['config']['out']) / 'report.html'}")
     headline = {
         k: results[k]
         for k in ("success_rate", "success_rate_per_family", "latency_ms", "safety_interventions", "split")
     }
+    if "success_rate_per_group" in results:
+        headline["success_rate_per_group"] = results["success_rate_per_group"]
     typer.echo(json.dumps(headline))
 
 

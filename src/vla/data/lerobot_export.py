@@ -96,6 +96,19 @@ def export_lerobot(
     return out
 
 
+def declared_camera_keys(suite_name: str) -> dict[str, str]:
+    """The LeRobot camera keys the dataset's suite declares (`lerobot_camera_keys`), if it is registered."""
+    from vla.envs.base import get_suite
+
+    if not suite_name:
+        return {}
+    try:
+        suite = get_suite(suite_name)
+    except KeyError:
+        return {}
+    return dict(getattr(suite, "lerobot_camera_keys", {}) or {})
+
+
 def _write(ds: EpisodeDataset, out: Path, *, fps: int, video: VideoConfig, robot_type: str | None) -> None:
     tasks: list[str] = []
     task_of: dict[str, int] = {}
@@ -133,8 +146,9 @@ def _write(ds: EpisodeDataset, out: Path, *, fps: int, video: VideoConfig, robot
 
     # Videos: one file per camera, episodes back to back.
     image_stats = {}
+    keys = lf.camera_keys(ds.cameras, declared_camera_keys(ds.suite))
     for cam in ds.cameras:
-        key = lf.video_key(cam)
+        key = keys[cam]
         vpath = out / lf.VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0)
         vpath.parent.mkdir(parents=True)
         sample = []
@@ -170,7 +184,7 @@ def _write(ds: EpisodeDataset, out: Path, *, fps: int, video: VideoConfig, robot
         "dataset_to_index": pa.array((starts + lengths).astype(np.int64)),
     }
     for cam in ds.cameras:
-        key = lf.video_key(cam)
+        key = keys[cam]
         columns[f"videos/{key}/chunk_index"] = pa.array(np.zeros(len(ds), dtype=np.int64))
         columns[f"videos/{key}/file_index"] = pa.array(np.zeros(len(ds), dtype=np.int64))
         columns[f"videos/{key}/from_timestamp"] = pa.array(from_ts)
@@ -212,8 +226,9 @@ def _info(ds: EpisodeDataset, fps: int, total: int, n_tasks: int, robot_type: st
         action_names = [f"action_{i}" for i in range(ds.action_dim)]
     hi, wi = ds.image_size
     features: dict[str, dict] = {}
+    keys = lf.camera_keys(ds.cameras, declared_camera_keys(ds.suite))
     for cam in ds.cameras:
-        features[lf.video_key(cam)] = {
+        features[keys[cam]] = {
             "dtype": "video",
             "shape": [hi, wi, 3],
             "names": ["height", "width", "channels"],
@@ -251,5 +266,6 @@ def _info(ds: EpisodeDataset, fps: int, total: int, n_tasks: int, robot_type: st
             "embodiment": emb.to_dict() if emb is not None else None,
             "suite": ds.suite,
             "env_args": ds.env_args,
+            "camera_keys": keys,
         },
     }

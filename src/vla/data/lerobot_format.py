@@ -13,6 +13,8 @@ Videos are decoded at `from_timestamp + timestamp`, so a frame's `timestamp` is 
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 
 import numpy as np
@@ -38,8 +40,28 @@ VLA_META_COLUMN = "vla/meta"
 VLA_SUCCESS_COLUMN = "vla/success"
 
 
+# LeRobot's key for the one camera of a single-camera dataset (its PushT and Meta-World datasets).
+SINGLE_IMAGE_KEY = "observation.image"
+
+
 def video_key(camera: str) -> str:
     return f"{IMAGE_PREFIX}{camera}"
+
+
+def camera_keys(cameras: list[str] | tuple[str, ...], declared: dict[str, str]) -> dict[str, str]:
+    """camera -> LeRobot feature key: the suite's declared key (`lerobot_camera_keys`, e.g. Meta-World's
+    `observation.image`) or `observation.images.<camera>`."""
+    return {cam: declared.get(cam, video_key(cam)) for cam in cameras}
+
+
+def camera_features(feats: dict[str, Any], vla_info: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """camera name -> (feature key, feature) of a LeRobot info.json: every `observation.images.<cam>`,
+    and `observation.image`, named back by vla's own export record or else called "image"."""
+    cams = {k[len(IMAGE_PREFIX) :]: (k, v) for k, v in feats.items() if k.startswith(IMAGE_PREFIX)}
+    if SINGLE_IMAGE_KEY in feats:
+        back = {key: cam for cam, key in (vla_info.get("camera_keys") or {}).items()}
+        cams[back.get(SINGLE_IMAGE_KEY, "image")] = (SINGLE_IMAGE_KEY, feats[SINGLE_IMAGE_KEY])
+    return cams
 
 
 def feature_stats(x: np.ndarray) -> dict[str, list]:

@@ -136,16 +136,18 @@ def import_lerobot(root: str | Path, out_path: str | Path, *, compression: str =
     for key in (lf.STATE_KEY, lf.ACTION_KEY):
         if key not in feats:
             raise ValueError(f"{root / lf.INFO_PATH}: features lack '{key}' (have {sorted(feats)})")
-    cams = {k[len(lf.IMAGE_PREFIX) :]: v for k, v in feats.items() if k.startswith(lf.IMAGE_PREFIX)}
+    vla_info = info.get(lf.VLA_INFO_KEY) or {}
+    cams = lf.camera_features(feats, vla_info)
     if not cams:
-        raise ValueError(f"{root / lf.INFO_PATH}: no camera features ({lf.IMAGE_PREFIX}<camera>)")
-    shapes = {tuple(v["shape"]) for v in cams.values()}
+        raise ValueError(
+            f"{root / lf.INFO_PATH}: no camera features ({lf.IMAGE_PREFIX}<camera> or {lf.SINGLE_IMAGE_KEY})"
+        )
+    shapes = {tuple(v["shape"]) for _, v in cams.values()}
     if len(shapes) != 1:
         raise ValueError(f"{root}: cameras have different image shapes {sorted(shapes)}; vla needs one size")
     hi, wi, _ = next(iter(shapes))
     fps = float(info["fps"])
     tasks = _tasks(root)
-    vla_info = info.get(lf.VLA_INFO_KEY) or {}
     emb_dict = vla_info.get("embodiment")
     cam_names = sorted(cams)
     embodiment = (
@@ -176,7 +178,7 @@ def _read_episode(
     info: dict[str, Any],
     ep: dict[str, Any],
     tasks: list[str],
-    cams: dict[str, dict[str, Any]],
+    cams: dict[str, tuple[str, dict[str, Any]]],
     fps: float,
     data_tables: dict[Path, dict[str, Any]],
     cursors: dict[Path, _VideoCursor],
@@ -218,8 +220,7 @@ def _read_episode(
     state = column(lf.STATE_KEY, int(info["features"][lf.STATE_KEY]["shape"][0]))
     actions = column(lf.ACTION_KEY, int(info["features"][lf.ACTION_KEY]["shape"][0]))
     images = {}
-    for cam, feat in cams.items():
-        key = lf.video_key(cam)
+    for cam, (key, feat) in cams.items():
         if feat["dtype"] == "video":
             vpath = root / info["video_path"].format(
                 video_key=key,

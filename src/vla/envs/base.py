@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -95,6 +96,35 @@ def suite_features(suite: Any) -> tuple[Feature, ...]:
     return tuple(getattr(suite, "features", ()) or ())
 
 
+def resolve_families(
+    suite: Any, *, families: tuple[str, ...] | list[str] = (), benchmark: str = ""
+) -> tuple[str, ...]:
+    """The families a command runs: `families` if given, else the suite's `benchmark` (a name from its
+    optional `benchmarks` mapping, e.g. Meta-World's "mt10"), else all of them. Unknown names raise a
+    KeyError with a did-you-mean."""
+    if benchmark:
+        declared: dict[str, tuple[str, ...]] = dict(getattr(suite, "benchmarks", {}) or {})
+        if not declared:
+            raise KeyError(f"suite '{suite.name}' declares no benchmarks; run its families with --families")
+        chosen = tuple(lookup(declared, benchmark.lower(), kind=f"{suite.name} benchmark"))
+        if families:
+            outside = [f for f in families if f not in chosen]
+            if outside:
+                raise KeyError(
+                    f"families {outside} are not in benchmark '{benchmark}' of suite '{suite.name}'"
+                )
+            return tuple(families)
+        return chosen
+    for f in families:
+        lookup({k: k for k in suite.families}, f, kind=f"{suite.name} family")
+    return tuple(families) or tuple(suite.families)
+
+
+def family_groups(suite: Any) -> dict[str, str]:
+    """family -> group name from the suite's optional `family_groups` (e.g. Meta-World's difficulty)."""
+    return dict(getattr(suite, "family_groups", {}) or {})
+
+
 def suite_paraphraser(suite_name: str) -> Callable[[str, Any], str] | None:
     """The registered suite's `paraphrase(instruction, rng)`, or None (unknown suite or none offered)."""
     _load_builtin()
@@ -132,21 +162,35 @@ def get_suite(name: str) -> Suite:
 
 
 ENTRY_POINT_GROUP = "vla.suites"
-_LOADED: list[bool] = []
+_LOADED: list[bool] = []  # set once every built-in suite has registered
+_LOADING: list[bool] = []  # set while they register (a suite package's import may ask for a suite)
+# A rollout worker runs several environment lanes as threads, and each asks for its suite at once:
+# without the lock, the second thread saw "loading started" and looked up an empty registry.
+_LOAD_LOCK = threading.RLock()
 
 
 def _load_builtin() -> None:
     """Registers every suite once: each sub-package of `vla.envs` (a new suite is a new folder there,
     no edit here) and each installed package's `vla.suites` entry point (name -> factory), so a suite
     can also ship as a package of its own. Suite packages register on import and keep that import
-    light (heavy modules load when the suite is built)."""
+    light (heavy modules load when the suite is built). Thread-safe: other threads wait for the load."""
     if _LOADED:
         return
-    _LOADED.append(True)
+    with _LOAD_LOCK:
+        if _LOADED or _LOADING:
+            return
+        _LOADING.append(True)
+        try:
+            _register_builtin()
+        finally:
+            _LOADING.clear()
+        _LOADED.append(True)
+
+
+def _register_builtin() -> None:
     import vla.envs
 
     before = set(_SUITES)
-
     for info in pkgutil.iter_modules(vla.envs.__path__):
         if info.ispkg:
             importlib.import_module(f"vla.envs.{info.name}")

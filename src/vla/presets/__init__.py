@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vla.models.config import PolicyConfig
-from vla.presets import act, default, diffusion, grounded, octo, openvla, pi0, rt1
+from vla.presets import act, default, diffusion, grounded, metaworld, octo, openvla, pi0, rt1
 from vla.registry import lookup
 
 _PRESETS: dict[str, Callable[[], PolicyConfig]] = {
     "default": default.config,
     "grounded": grounded.config,
+    "metaworld": metaworld.config,
     "rt1": rt1.config,
     "openvla": openvla.config,
     "act": act.config,

@@ -18,6 +18,7 @@ import queue
 import sys
 import threading
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,6 +26,11 @@ from typing import Any
 from vla.envs.base import Env, get_suite, register_suite, runtime_suites
 from vla.rollout.episode import EpisodeJob, EpisodeResult
 from vla.rollout.loop import Actor, ActorFactory, expert_actor, run_episode
+
+# Envs a lane keeps between jobs, least recently used evicted first. A suite with many tasks (Meta-World
+# MT50: 50 envs of ~200 MB each per lane) would otherwise hold every task's MuJoCo model and GL context
+# at once; jobs come grouped by task, so a small cache still builds each env about once.
+LANE_CACHE_SIZE = 4
 
 # How often the parent checks that its workers are alive while it waits for a result (seconds).
 _POLL_S = 1.0
@@ -67,12 +73,19 @@ class _Failure:
 class _Lane:
     """One env-stepping thread: its own envs (a GL context belongs to the thread that made it) and actors."""
 
-    def __init__(self, spec: LaneSpec) -> None:
+    def __init__(self, spec: LaneSpec, cache_size: int = LANE_CACHE_SIZE) -> None:
+        _check_count("cache_size", cache_size)
         self.spec = spec
-        self.cache: dict[tuple[Any, ...], tuple[Env, Actor, Actor | None]] = {}
+        self.cache_size = cache_size
+        self.cache: OrderedDict[tuple[Any, ...], tuple[Env, Actor, Actor | None]] = OrderedDict()
 
     def run(self, job: EpisodeJob) -> EpisodeResult:
-        if job.env_key not in self.cache:
+        if job.env_key in self.cache:
+            self.cache.move_to_end(job.env_key)
+        else:
+            while len(self.cache) >= self.cache_size:
+                _, (old, _, _) = self.cache.popitem(last=False)
+                old.close()
             suite = get_suite(job.suite)
             env = suite.make(
                 job.family,
