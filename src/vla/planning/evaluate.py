@@ -20,7 +20,7 @@ import numpy as np
 
 from vla.planning.base import Planner
 from vla.planning.executor import ExecutionResult, Executor, ExecutorConfig
-from vla.rollout.loop import Instrumented
+from vla.planning.run import long_horizon_suite, policy_image_size, step_actor
 
 
 @dataclass(frozen=True)
@@ -62,28 +62,6 @@ class LongHorizonEvalConfig:
             raise ValueError(f"inject_drops must be in [0, 1], got {self.inject_drops}")
 
 
-class _PerAttempt:
-    """Restarts an instrumented actor (a policy controller) at every step attempt: each attempt is an
-    episode to it, with a fresh controller and its own instruction."""
-
-    def __init__(self, actor: Any) -> None:
-        self.actor = actor
-        self._open = False
-
-    def reset(self) -> None:
-        self.close()
-        self.actor.reset()
-        self._open = True
-
-    def act(self, obs: dict[str, Any]) -> np.ndarray:
-        return np.asarray(self.actor.act(obs), dtype=np.float32)
-
-    def close(self) -> None:
-        if self._open and isinstance(self.actor, Instrumented):
-            self.actor.finish()
-        self._open = False
-
-
 def _episode_row(env: Any, res: ExecutionResult, reference: tuple) -> dict[str, Any]:
     failed = res.failures > 0
     success = bool(env.request_fulfilled())
@@ -112,16 +90,21 @@ def _episode_row(env: Any, res: ExecutionResult, reference: tuple) -> dict[str, 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     lat = np.asarray([r["plan_latency_s"] for r in rows], dtype=np.float64)
     failed = [r for r in rows if r["had_failure"]]
+    replanned = [r for r in rows if r["replans"] > 0]
     return {
         "episodes": len(rows),
         "success_rate": float(np.mean([r["success"] for r in rows])),
         "plan_accuracy": float(np.mean([r["plan_correct"] for r in rows])),
-        "steps_completed": float(np.mean([min(r["steps_done"], r["reference_steps"]) / r["reference_steps"] for r in rows])),
+        "steps_completed": float(
+            np.mean([min(r["steps_done"], r["reference_steps"]) / r["reference_steps"] for r in rows])
+        ),
         "steps_confirmed": float(np.mean([r["steps_confirmed"] for r in rows])),
         "replans": float(np.mean([r["replans"] for r in rows])),
         "retries": float(np.mean([r["retries"] for r in rows])),
         "episodes_with_failure": len(failed),
         "recovered_share": float(np.mean([r["recovered"] for r in failed])) if failed else float("nan"),
+        "episodes_replanned": len(replanned),
+        "replanned_success": float(np.mean([r["success"] for r in replanned])) if replanned else float("nan"),
         "monitor_agreement": float(np.mean([r["monitor_agreement"] for r in rows])),
         "planner_latency_s": {"median": float(np.nanmedian(lat)), "p95": float(np.nanpercentile(lat, 95))},
     }
@@ -140,44 +123,41 @@ def evaluate_long_horizon(
     from vla.envs import get_suite
     from vla.planning.registry import build_planner
 
-    suite = get_suite(cfg.suite)
-    splits = getattr(suite, "long_horizon_splits", ())
+    suite = long_horizon_suite(get_suite(cfg.suite), cfg.suite)
+    splits = suite.long_horizon_splits
     if cfg.split not in splits:
-        raise ValueError(f"suite '{cfg.suite}' has no long-horizon split '{cfg.split}'; long-horizon splits: {list(splits)}")
+        raise ValueError(
+            f"suite '{cfg.suite}' has no long-horizon split '{cfg.split}'; long-horizon splits: {list(splits)}"
+        )
     kinds = list(cfg.kinds or suite.long_horizon_kinds)
     unknown = [k for k in kinds if k not in suite.long_horizon_kinds]
     if unknown:
         raise ValueError(f"unknown long-horizon kinds {unknown}; kinds: {list(suite.long_horizon_kinds)}")
     planner = planner or build_planner(cfg.planner, suite.skills, **cfg.planner_opts)
-    image_size = cfg.image_size
-    factory = None
-    if cfg.checkpoint:
-        from vla.rollout.policy_actor import PolicyActorFactory, shared_model
-
-        factory = PolicyActorFactory(cfg.checkpoint)
-        image_size = tuple(int(v) for v in shared_model(cfg.checkpoint).embodiment.image_size)  # type: ignore[assignment]
+    image_size = policy_image_size(cfg.checkpoint) if cfg.checkpoint else cfg.image_size
+    rephrase = getattr(suite, "paraphrase", None)
     rows: list[dict[str, Any]] = []
     total = len(kinds) * cfg.episodes_per_kind
+    injected = 0
     t0 = time.perf_counter()
     for kind in kinds:
         env = suite.make_long_horizon(kind, split=cfg.split, image_size=image_size)
-        base = factory(env, suite) if factory is not None else suite.expert(env)
-        actor: Any = _PerAttempt(base)
-        if cfg.inject_drops > 0:
-            actor = suite.inject_fault(actor, rate=cfg.inject_drops, seed=cfg.seed)
-        rephrase = getattr(suite, "paraphrase", None)
+        actor = step_actor(
+            suite, env, checkpoint=cfg.checkpoint, inject_drops=cfg.inject_drops, seed=cfg.seed
+        )
         try:
             for i in range(cfg.episodes_per_kind):
                 env.reset(seed=cfg.seed + i)
                 executor = Executor(
-                    planner, actor, suite.step_monitor(), cfg.executor, rephrase=rephrase
+                    planner, actor.actor, suite.step_monitor(), cfg.executor, rephrase=rephrase
                 )
                 res = executor.run(env, env.episode_meta["instruction"])
                 rows.append(_episode_row(env, res, env.long.plan))
                 if progress is not None:
                     progress(len(rows), total)
         finally:
-            (actor.actor if cfg.inject_drops > 0 else actor).close()
+            injected += int(getattr(actor.faults, "injected", 0))
+            actor.close()
             env.close()
     results = {
         **_summary(rows),
@@ -187,6 +167,7 @@ def evaluate_long_horizon(
         "planner": getattr(planner, "name", cfg.planner),
         "executor": cfg.checkpoint or "scripted expert (an upper bound of the low-level skills)",
         "inject_drops": cfg.inject_drops,
+        "faults_injected": injected,
         "wall_s": time.perf_counter() - t0,
         "rollouts": rows,
     }

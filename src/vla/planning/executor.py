@@ -130,7 +130,8 @@ class ExecutionResult:
             "instruction": self.instruction,
             "plan": [s.to_json() for s in self.plan],
             "attempts": [
-                {k: v for k, v in a.__dict__.items() if k != "info"} | {"sim_step_success": a.info.get("step_success")}
+                {k: v for k, v in a.__dict__.items() if k != "info"}
+                | {"sim_step_success": a.info.get("step_success")}
                 for a in self.attempts
             ],
             "replans": self.replans,
@@ -225,4 +226,6 @@ class Executor:
                 info = {**info, "truncated": True}
                 self.monitor.reason = "failed: the episode's time ran out"
                 break
-        return StepRecord(step.to_json(), text, attempt, status == "success", self.monitor.reason, n, dict(info))
+        return StepRecord(
+            step.to_json(), text, attempt, status == "success", self.monitor.reason, n, dict(info)
+        )

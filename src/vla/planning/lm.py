@@ -46,6 +46,8 @@ class Scorer(Protocol):
 
     name: str
 
+    def warm(self, prefix: str) -> None: ...
+
     def score(self, prefix: str, pairs: list[tuple[str, str]]) -> list[float]: ...
 
 
@@ -78,6 +80,16 @@ class TransformersScorer:
             out = self.model(ids, use_cache=True)
             self._prefixes[prefix] = (ids.shape[1], out.past_key_values, out.logits[:, -1:])
         return self._prefixes[prefix]
+
+    def warm(self, prefix: str) -> None:
+        """Evaluates `prefix` now and keeps its key/value cache (so no `score` call pays for it)."""
+        previous = self._torch.get_num_threads()
+        self._torch.set_num_threads(self.threads)
+        try:
+            with self._torch.inference_mode():
+                self._prefix(prefix)
+        finally:
+            self._torch.set_num_threads(previous)
 
     def score(self, prefix: str, pairs: list[tuple[str, str]]) -> list[float]:
         """Summed log p(continuation | prefix + context) per pair, one batched forward pass."""
@@ -137,12 +149,16 @@ class LlamaCppScorer:
     def _ids(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
-    def score(self, prefix: str, pairs: list[tuple[str, str]]) -> list[float]:
-        """Summed log p(continuation | prefix + context) per pair."""
+    def warm(self, prefix: str) -> None:
+        """Evaluates `prefix` now and keeps its key/value cache (so no `score` call pays for it)."""
         if prefix != self._prefix:
             self.llm.reset()
             self.llm.eval(self._ids(prefix))
             self._prefix, self._n_prefix = prefix, self.llm.n_tokens
+
+    def score(self, prefix: str, pairs: list[tuple[str, str]]) -> list[float]:
+        """Summed log p(continuation | prefix + context) per pair."""
+        self.warm(prefix)
         scores = []
         for c, k in pairs:
             ctx, cont = self._ids(c), self._ids(k)

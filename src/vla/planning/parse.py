@@ -23,7 +23,9 @@ _SEPARATORS = re.compile(
     r"after that|afterwards|when done|finally|then|next(?!\s+to\b)|before you|before)\b\s*,?\s*"
     r"|\s*[;.]\s+|\s*,\s*and\s+|\s+and\s+|\s*,\s*"
 )
-_CONDITION = re.compile(r"^(?:if|in case|should|provided that|provided)\s+(?P<cond>[^,;]+)[,;]\s*(?P<rest>.+)$")
+_CONDITION = re.compile(
+    r"^(?:if|in case|should|provided that|provided)\s+(?P<cond>[^,;]+)[,;]\s*(?P<rest>.+)$"
+)
 _ELSE = re.compile(r"\s*[,;.]?\s*\b(?:otherwise|or else|else|if not)\b\s*,?\s*")
 _LEADING = re.compile(r"^(?:first|firstly|please)\s*,?\s*")
 _GROUP_NOUNS = ("objects", "object", "things", "thing", "ones", "items", "item")
@@ -115,7 +117,9 @@ class RequestParser:
         if not clauses:
             raise PlanError(f"'{request}' asks for nothing the skills {list(self.vocab.skill_names)} can do")
         if len(clauses) > self.vocab.max_steps:
-            raise PlanError(f"'{request}' needs {len(clauses)} steps; at most {self.vocab.max_steps} are allowed")
+            raise PlanError(
+                f"'{request}' needs {len(clauses)} steps; at most {self.vocab.max_steps} are allowed"
+            )
         return clauses
 
     # ------------------------------------------------------------------ structure
@@ -239,7 +243,9 @@ class RequestParser:
                     raise PlanError(f"there is no {n} in the scene (objects: {', '.join(scene.objects)})")
         for c in containers:
             if c not in scene.containers:
-                raise PlanError(f"there is no {c} in the scene (containers: {', '.join(scene.containers) or 'none'})")
+                raise PlanError(
+                    f"there is no {c} in the scene (containers: {', '.join(scene.containers) or 'none'})"
+                )
         groups = [names for _, names in objects]
         primary = groups[0] if groups else []
         if not primary:
@@ -291,4 +297,3 @@ class RequestParser:
             if len(set(objs)) == len(objs):
                 out.append(Step.of(skill.name, **values))
         return tuple(out)
-

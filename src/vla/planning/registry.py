@@ -22,13 +22,17 @@ from vla.registry import lookup
 def _smollm2(vocab: SkillVocabulary, **opts: Any) -> Planner:
     from vla.planning.offline import offline_planner
 
-    return offline_planner(vocab, runtime="transformers", threads=int(opts.get("threads", 1)))
+    return offline_planner(
+        vocab, runtime="transformers", threads=int(opts.get("threads", 1)), cue_weight=opts.get("cue_weight")
+    )
 
 
 def _smollm2_llamacpp(vocab: SkillVocabulary, **opts: Any) -> Planner:
     from vla.planning.offline import offline_planner
 
-    return offline_planner(vocab, runtime="llama-cpp", threads=int(opts.get("threads", 1)))
+    return offline_planner(
+        vocab, runtime="llama-cpp", threads=int(opts.get("threads", 1)), cue_weight=opts.get("cue_weight")
+    )
 
 
 def _rules(vocab: SkillVocabulary, **opts: Any) -> Planner:
@@ -59,7 +63,8 @@ PLANNERS: dict[str, Callable[..., Planner]] = {
 
 
 def build_planner(name: str, vocab: SkillVocabulary, **opts: Any) -> Planner:
-    """The planner `name` over `vocab`; `opts` go to the backend (url, model, timeout_s, retries, threads).
+    """The planner `name` over `vocab`; `opts` go to the backend (url, model, timeout_s, retries; threads,
+    cue_weight for the offline ones; None values mean the backend's default).
 
     Raises:
         UnknownNameError: for an unknown name (with a did-you-mean).

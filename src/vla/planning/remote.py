@@ -6,7 +6,7 @@ expect one JSON object back: `{"plan": [{"skill": "put_in", "obj": "red block", 
 `validate_plan`: a malformed reply, an unknown skill or an object not in the scene is a `PlanError`,
 never an action. Transport: the standard library's urllib (no new dependency), a timeout per request,
 retries with exponential backoff on timeouts, connection errors, 429 and 5xx (not on other 4xx), and
-a clear `PlannerUnavailable` when the server cannot be reached (e.g. offline).
+a clear `PlannerUnavailableError` when the server cannot be reached (e.g. offline).
 
 Keys come from the environment: `OPENAI_API_KEY` (optional: local servers need none) and
 `ANTHROPIC_API_KEY` (required by the Anthropic backend), or another variable named by `api_key_env`.
@@ -37,7 +37,7 @@ DEFAULTS = {
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-class PlannerUnavailable(PlanError):
+class PlannerUnavailableError(PlanError):
     """The planner's server could not be reached or kept failing."""
 
 
@@ -83,7 +83,8 @@ class RemoteConfig:
 def system_prompt(vocab: SkillVocabulary) -> str:
     """What the model is told about the skills and the reply format."""
     skills = "\n".join(
-        f"- {s.name}: " + ", ".join(f"{slot} ({kind})" for slot, kind in s.slots.items()) for s in vocab.skills
+        f"- {s.name}: " + ", ".join(f"{slot} ({kind})" for slot, kind in s.slots.items())
+        for s in vocab.skills
     )
     return (
         "You plan for a robot arm. Turn the user's request into a sequence of skill calls.\n"
@@ -128,11 +129,13 @@ def parse_reply(text: str, vocab: SkillVocabulary, scene: SceneDescription) -> P
     return validate_plan(tuple(Step.from_json(s) for s in steps), vocab, scene)
 
 
-def post_json(url: str, body: dict[str, Any], headers: dict[str, str], config: RemoteConfig) -> dict[str, Any]:
+def post_json(
+    url: str, body: dict[str, Any], headers: dict[str, str], config: RemoteConfig
+) -> dict[str, Any]:
     """POSTs `body` as JSON and returns the decoded JSON reply, retrying what can be retried.
 
     Raises:
-        PlannerUnavailable: the server could not be reached, timed out or kept failing.
+        PlannerUnavailableError: the server could not be reached, timed out or kept failing.
         PlanError: a non-retryable HTTP error (e.g. 401) or a reply that is not JSON.
     """
     data = json.dumps(body).encode()
@@ -152,7 +155,7 @@ def post_json(url: str, body: dict[str, Any], headers: dict[str, str], config: R
                 last = f"HTTP {e.code}: {detail}"
                 continue
             raise PlanError(f"the planner at {url} answered HTTP {e.code}: {detail}") from e
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             last = f"no reply within {config.timeout_s} s"
             continue
         except urllib.error.URLError as e:
@@ -171,7 +174,7 @@ def post_json(url: str, body: dict[str, Any], headers: dict[str, str], config: R
         if not isinstance(reply, dict):
             raise PlanError(f"the planner at {url} sent {type(reply).__name__}, expected a JSON object")
         return reply
-    raise PlannerUnavailable(
+    raise PlannerUnavailableError(
         f"the planner at {url} is unavailable after {config.retries + 1} attempts: {last} "
         "(offline? use the offline planner: --planner smollm2)"
     )
@@ -190,7 +193,9 @@ class _RemotePlanner:
     def _key(self, *, required: bool) -> str:
         key = os.environ.get(self.config.api_key_env, "")
         if required and not key:
-            raise PlanError(f"the {self.name} planner needs an API key in the environment variable {self.config.api_key_env}")
+            raise PlanError(
+                f"the {self.name} planner needs an API key in the environment variable {self.config.api_key_env}"
+            )
         return key
 
     def _complete(self, system: str, user: str) -> str:
@@ -225,7 +230,9 @@ class OpenAIPlanner(_RemotePlanner):
         try:
             content = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as e:
-            raise PlanError(f"malformed chat completion (no choices[0].message.content): {str(reply)[:200]}") from e
+            raise PlanError(
+                f"malformed chat completion (no choices[0].message.content): {str(reply)[:200]}"
+            ) from e
         if not isinstance(content, str):
             raise PlanError(f"malformed chat completion: content is {type(content).__name__}")
         return content

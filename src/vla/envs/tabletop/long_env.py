@@ -13,6 +13,7 @@ by itself when it is done); it truncates after the plan's step budget.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,16 +22,26 @@ from vla.envs.tabletop import language, tasks
 from vla.envs.tabletop import objects as obj
 from vla.envs.tabletop.env import TabletopEnv
 from vla.envs.tabletop.expert import TabletopExpert
-from vla.envs.tabletop.long_tasks import KINDS, SPLITS, LongHorizonSpec, is_long_success, sample_long_episode
+from vla.envs.tabletop.long_tasks import (
+    KINDS,
+    SPLITS,
+    STEP_SLACK,
+    LongHorizonSpec,
+    is_long_success,
+    sample_long_episode,
+)
 from vla.envs.tabletop.long_tasks import step_spec as make_step_spec
 from vla.envs.tabletop.scene import PARK_Z
-from vla.planning.plan import SceneDescription, Step
+from vla.planning.plan import MAX_PLAN_STEPS, Plan, SceneDescription, Step
 from vla.registry import lookup
 
 # Where a put_in step drops: the first of these offsets (m, from the container's centre) farthest from
 # what is inside already, so two 4 cm objects fit side by side in every container's inner area
 # (objects.CONTAINERS; the tray is longest along x). A single-step expert drops at the centre instead.
 SLOT_OFFSETS = ((-0.027, 0.0), (0.027, 0.0), (0.0, 0.027), (0.0, -0.027))
+# The time of a request given to `reset` (no reference plan to size it): the longest accepted plan of
+# the slowest skill, twice over (room for one retry per step), as `LongHorizonSpec.max_steps` sizes it.
+CUSTOM_REQUEST_STEPS = 2 * MAX_PLAN_STEPS * (max(tasks.MAX_STEPS.values()) + STEP_SLACK)
 
 
 def parse_step(instruction: str) -> Step:
@@ -67,9 +78,21 @@ class LongHorizonEnv(TabletopEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Starts a new request; the same `seed` gives the same scene and request."""
+        """Starts a new request; the same `seed` gives the same scene and request.
+
+        Args:
+            seed: the episode's seed.
+            options: {"instruction": text} makes `text` the request in the seed's scene (`vla run`);
+                the episode's time is then that of the longest plan the vocabulary accepts.
+        """
+        options = dict(options or {})
+        custom = options.pop("instruction", None)
         if options:
-            raise ValueError(f"LongHorizonEnv.reset takes no options, got {sorted(options)}")
+            raise ValueError(
+                f"LongHorizonEnv.reset takes only the option 'instruction', got {sorted(options)}"
+            )
+        if custom is not None and (not isinstance(custom, str) or not custom.strip()):
+            raise ValueError(f"option 'instruction' must be a non-empty string, got {custom!r}")
         if seed is None:
             seed = int(np.random.default_rng().integers(2**62))
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < 2**63:
@@ -82,15 +105,15 @@ class LongHorizonEnv(TabletopEnv):
         self._episode_start = dict(self._start)
         self._steps = 0
         self.step_index = 0
-        self.max_steps = spec.max_steps
+        self.max_steps = spec.max_steps if custom is None else CUSTOM_REQUEST_STEPS
         self.episode_index += 1
-        self._instruction = spec.instruction
+        self._instruction = spec.instruction if custom is None else custom
         self.episode_meta = {
             "suite": "tabletop",
             "family": spec.kind,
             "split": spec.split,
             "seed": int(seed),
-            "instruction": spec.instruction,
+            "instruction": self._instruction,
             "reference_plan": [s.to_json() for s in spec.plan],
             "objects": [obj.object_name(*k) for k in spec.objects],
             "containers": list(spec.containers),
@@ -134,11 +157,17 @@ class LongHorizonEnv(TabletopEnv):
         info = {**info, "step_success": bool(info["success"]), "success": success, "family": self.family}
         return obs, float(success), False, truncated, info
 
-    def request_fulfilled(self) -> bool:
-        """Whether the request is fulfilled now (the simulator's judgement; for evaluation only)."""
+    def request_fulfilled(self, *, plan: Plan | None = None) -> bool:
+        """Whether the request is fulfilled now (the simulator's judgement; for evaluation only).
+
+        Args:
+            plan: judge these steps' goals instead of the reference plan's (a request given to `reset`
+                has no reference plan).
+        """
         assert self.long is not None
         s = self.sim_state()
-        return is_long_success(self.long, tasks.SimState(self._episode_start, s.pos, s.speed, s.gripper_contacts))
+        spec = self.long if plan is None else replace(self.long, plan=tuple(plan))
+        return is_long_success(spec, tasks.SimState(self._episode_start, s.pos, s.speed, s.gripper_contacts))
 
     def describe_scene(self) -> SceneDescription:
         """The scene as a planner sees it: objects on the table, containers, positions, contents.
@@ -157,7 +186,9 @@ class LongHorizonEnv(TabletopEnv):
             half = obj.CONTAINERS[c].inner_half
             positions[c] = (float(cx), float(cy))
             contents[c] = tuple(
-                n for n in names if abs(positions[n][0] - cx) < half[0] and abs(positions[n][1] - cy) < half[1]
+                n
+                for n in names
+                if abs(positions[n][0] - cx) < half[0] and abs(positions[n][1] - cy) < half[1]
             )
         return SceneDescription(tuple(names), tuple(self.long.containers), positions, contents)
 

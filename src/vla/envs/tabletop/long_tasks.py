@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla.envs.tabletop import language
+from vla.envs.tabletop import language, tasks
 from vla.envs.tabletop import objects as obj
-from vla.envs.tabletop import tasks
 from vla.planning.plan import Plan, SceneDescription, Step
 
 SPLITS = ("long_horizon", "long_horizon_paraphrase")
@@ -219,7 +218,10 @@ def _reference(kind: str, slots: dict[str, str], present: list[tuple[str, str]],
         return (Step.of(put, obj=chosen, container=c1), Step.of("push", obj=slots["c"], direction=d))
     if kind == "spatial":
         group = sorted((p for p in present if p[1] == slots["shape"]), key=lambda p: -layout[p][1])
-        return (Step.of(put, obj=_name(group[0]), container=c1), Step.of(put, obj=_name(group[-1]), container=c2))
+        return (
+            Step.of(put, obj=_name(group[0]), container=c1),
+            Step.of(put, obj=_name(group[-1]), container=c2),
+        )
     if kind == "three_step":
         return (
             Step.of(put, obj=slots["a"], container=c1),
@@ -319,4 +321,4 @@ def initial_scene(spec: LongHorizonSpec) -> SceneDescription:
     names = [obj.describe(*k) for k in spec.objects]
     positions = {obj.describe(*k): (v[0], v[1]) for k, v in spec.objects.items()}
     positions.update(spec.containers)
-    return SceneDescription(tuple(names), tuple(spec.containers), positions, {c: () for c in spec.containers})
+    return SceneDescription(tuple(names), tuple(spec.containers), positions, dict.fromkeys(spec.containers, ()))

@@ -52,10 +52,21 @@ def render(step: Step) -> str:
 
 # Few-shot examples for planners: train templates of each family with fixed objects (none of the
 # long-horizon templates, none of the held-out paraphrases).
-_EXAMPLE_SLOTS = {"obj": "green cylinder", "base": "yellow block", "ref": "purple ball", "container": "tray",
-                  "direction": "backward"}
-_EXAMPLE_TEMPLATES = {"pick_up": (1, 3), "touch": (1, 2), "stack": (1, 3), "move_next_to": (2, 3),
-                      "push": (1,), "put_in": (1,)}
+_EXAMPLE_SLOTS = {
+    "obj": "green cylinder",
+    "base": "yellow block",
+    "ref": "purple ball",
+    "container": "tray",
+    "direction": "backward",
+}
+_EXAMPLE_TEMPLATES = {
+    "pick_up": (1, 3),
+    "touch": (1, 2),
+    "stack": (1, 3),
+    "move_next_to": (2, 3),
+    "push": (1,),
+    "put_in": (1,),
+}
 
 
 def _examples() -> tuple[tuple[str, Step], ...]:

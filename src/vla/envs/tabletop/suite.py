@@ -82,6 +82,15 @@ class TabletopSuite:
 
         return LongHorizonEnv(kind, split=split, image_size=image_size, action_mode=action_mode)
 
+    def long_horizon_request(self, kind: str, *, split: str, seed: int) -> tuple[str, Any, Any]:
+        """(request, initial scene description, reference plan) of the `make_long_horizon(kind)` episode
+        `reset(seed=seed)` starts, without building a simulator (planner benchmarks, scene search)."""
+        from vla.envs.tabletop.long_tasks import initial_scene, sample_long_episode
+
+        lookup({k: k for k in self.long_horizon_kinds}, kind, kind="long-horizon kind")
+        spec = sample_long_episode(kind, split, np.random.default_rng(int(seed)))
+        return spec.instruction, initial_scene(spec), spec.plan
+
     @property
     def skills(self) -> Any:
         """The policy's skill vocabulary, for planners (`vla.envs.tabletop.skills.VOCABULARY`)."""
