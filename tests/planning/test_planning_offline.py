@@ -19,7 +19,12 @@ from vla.planning.plan import PlanError, SceneDescription, Step, validate_plan
 SCENE = SceneDescription(
     objects=("red block", "blue ball", "green cylinder", "yellow block"),
     containers=("bowl", "plate"),
-    positions={"red block": (0.5, 0.1), "blue ball": (0.4, -0.1), "green cylinder": (0.6, 0.0), "yellow block": (0.4, 0.2)},
+    positions={
+        "red block": (0.5, 0.1),
+        "blue ball": (0.4, -0.1),
+        "green cylinder": (0.6, 0.0),
+        "yellow block": (0.4, 0.2),
+    },
 )
 
 
@@ -49,8 +54,13 @@ def test_plans_known_templates_correctly(planner: OfflinePlanner, split: str) ->
 
 def test_the_model_chooses_between_skills_on_words_it_never_saw(planner: OfflinePlanner) -> None:
     # Neither "alongside" nor "hoist" is in a train template: the cue words cannot decide these.
-    plan = planner.plan("position the red block alongside the blue ball, then hoist the green cylinder", SCENE)
-    assert plan == (Step.of("move_next_to", obj="red block", ref="blue ball"), Step.of("pick_up", obj="green cylinder"))
+    plan = planner.plan(
+        "position the red block alongside the blue ball, then hoist the green cylinder", SCENE
+    )
+    assert plan == (
+        Step.of("move_next_to", obj="red block", ref="blue ball"),
+        Step.of("pick_up", obj="green cylinder"),
+    )
     assert planner.last_choices == 2
 
 
@@ -61,11 +71,56 @@ def test_refuses_outside_the_skill_vocabulary(planner: OfflinePlanner) -> None:
         planner.plan("put the purple ball in the bowl and then push the red block to the left", SCENE)
 
 
-_WORDS = (
-    "put pick up the red blue green yellow purple block ball cylinder bowl plate tray in on top of next to beside "
-    "and then push to the left right forward every all if there is a otherwise it stack lift touch , ; leftmost "
-    "throw open drawer objects"
-).split()
+_WORDS = [
+    "put",
+    "pick",
+    "up",
+    "the",
+    "red",
+    "blue",
+    "green",
+    "yellow",
+    "purple",
+    "block",
+    "ball",
+    "cylinder",
+    "bowl",
+    "plate",
+    "tray",
+    "in",
+    "on",
+    "top",
+    "of",
+    "next",
+    "to",
+    "beside",
+    "and",
+    "then",
+    "push",
+    "to",
+    "the",
+    "left",
+    "right",
+    "forward",
+    "every",
+    "all",
+    "if",
+    "there",
+    "is",
+    "a",
+    "otherwise",
+    "it",
+    "stack",
+    "lift",
+    "touch",
+    ",",
+    ";",
+    "leftmost",
+    "throw",
+    "open",
+    "drawer",
+    "objects",
+]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

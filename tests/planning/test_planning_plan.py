@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla.envs.tabletop.long_tasks import KINDS, TRAIN, HELD_OUT, initial_scene, sample_long_episode, templates
+from vla.envs.tabletop.long_tasks import HELD_OUT, KINDS, TRAIN, initial_scene, sample_long_episode, templates
 from vla.envs.tabletop.skills import VOCABULARY
 from vla.planning.base import remaining
 from vla.planning.offline import rules_planner
@@ -14,7 +14,12 @@ from vla.planning.plan import PlanError, SceneDescription, Step, validate_plan
 SCENE = SceneDescription(
     objects=("red block", "blue ball", "green cylinder"),
     containers=("bowl",),
-    positions={"red block": (0.5, 0.1), "blue ball": (0.4, -0.1), "green cylinder": (0.6, 0.0), "bowl": (0.5, 0.2)},
+    positions={
+        "red block": (0.5, 0.1),
+        "blue ball": (0.4, -0.1),
+        "green cylinder": (0.6, 0.0),
+        "bowl": (0.5, 0.2),
+    },
     contents={"bowl": ()},
 )
 
@@ -79,13 +84,25 @@ def test_rules_planner_resolves_quantifiers_conditionals_and_space() -> None:
     scene = SceneDescription(
         objects=("red block", "green block", "blue ball", "purple ball"),
         containers=("bowl", "plate"),
-        positions={"red block": (0.5, 0.2), "green block": (0.5, -0.2), "blue ball": (0.4, 0.1), "purple ball": (0.6, 0.0)},
+        positions={
+            "red block": (0.5, 0.2),
+            "green block": (0.5, -0.2),
+            "blue ball": (0.4, 0.1),
+            "purple ball": (0.6, 0.0),
+        },
     )
     every = planner.plan("put every block in the bowl", scene)
-    assert every == (Step.of("put_in", obj="red block", container="bowl"), Step.of("put_in", obj="green block", container="bowl"))
-    cond = planner.plan("if there is a yellow ball, put it on the plate, otherwise put the blue ball on the plate", scene)
+    assert every == (
+        Step.of("put_in", obj="red block", container="bowl"),
+        Step.of("put_in", obj="green block", container="bowl"),
+    )
+    cond = planner.plan(
+        "if there is a yellow ball, put it on the plate, otherwise put the blue ball on the plate", scene
+    )
     assert cond == (Step.of("put_in", obj="blue ball", container="plate"),)
-    cond = planner.plan("if there is a purple ball, put it on the plate; otherwise put the blue ball on the plate", scene)
+    cond = planner.plan(
+        "if there is a purple ball, put it on the plate; otherwise put the blue ball on the plate", scene
+    )
     assert cond == (Step.of("put_in", obj="purple ball", container="plate"),)
     left = planner.plan("put the leftmost block in the bowl and the rightmost block on the plate", scene)
     assert [s.slots["obj"] for s in left] == ["red block", "green block"]
