@@ -24,13 +24,22 @@ SCENE = SceneDescription(
     positions={"red block": (0.5, 0.1), "blue ball": (0.4, -0.1), "bowl": (0.5, 0.25)},
 )
 PLAN_JSON = json.dumps(
-    {"plan": [{"skill": "put_in", "obj": "red block", "container": "bowl"}, {"skill": "pick_up", "obj": "blue ball"}]}
+    {
+        "plan": [
+            {"skill": "put_in", "obj": "red block", "container": "bowl"},
+            {"skill": "pick_up", "obj": "blue ball"},
+        ]
+    }
 )
 EXPECTED = (Step.of("put_in", obj="red block", container="bowl"), Step.of("pick_up", obj="blue ball"))
 
 
 def openai_reply(content: str) -> dict[str, Any]:
-    return {"id": "c1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+    }
 
 
 def anthropic_reply(text: str) -> dict[str, Any]:
@@ -50,7 +59,13 @@ class LMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
-                owner.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                owner.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
+                )
                 status, reply, delay = owner.script[min(len(owner.requests), len(owner.script)) - 1]
                 time.sleep(delay)
                 data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
@@ -87,7 +102,9 @@ def lm() -> Iterator[LMServer]:
 
 
 def openai(lm: LMServer, **opts: Any):
-    return build_planner("openai", VOCABULARY, url=lm.url + "/v1", model="local-model", backoff_s=0.01, **opts)
+    return build_planner(
+        "openai", VOCABULARY, url=lm.url + "/v1", model="local-model", backoff_s=0.01, **opts
+    )
 
 
 def anthropic(lm: LMServer, **opts: Any):
@@ -117,7 +134,10 @@ def test_anthropic_messages_plan_in_a_code_fence(lm: LMServer, monkeypatch: pyte
     lm.script = [(200, anthropic_reply(f"```json\n{PLAN_JSON}\n```"), 0.0)]
     done = EXPECTED[:1]
     scene = SceneDescription(SCENE.objects, SCENE.containers, SCENE.positions, {"bowl": ("red block",)})
-    assert anthropic(lm).plan("put the red block in the bowl, then lift the blue ball", scene, done=done) == EXPECTED[1:]
+    assert (
+        anthropic(lm).plan("put the red block in the bowl, then lift the blue ball", scene, done=done)
+        == EXPECTED[1:]
+    )
     (req,) = lm.requests
     assert req["path"] == "/v1/messages"
     assert req["headers"]["x-api-key"] == "ak-test" and req["headers"]["anthropic-version"] == "2023-06-01"
@@ -125,7 +145,9 @@ def test_anthropic_messages_plan_in_a_code_fence(lm: LMServer, monkeypatch: pyte
     assert "Already done" in req["body"]["messages"][0]["content"]
 
 
-def test_anthropic_needs_a_key_and_sends_nothing_without(lm: LMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_anthropic_needs_a_key_and_sends_nothing_without(
+    lm: LMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(PlanError, match="needs an API key in the environment variable ANTHROPIC_API_KEY"):
         anthropic(lm).plan("pick up the red block", SCENE)
@@ -133,8 +155,15 @@ def test_anthropic_needs_a_key_and_sends_nothing_without(lm: LMServer, monkeypat
 
 
 def test_5xx_and_429_are_retried(lm: LMServer) -> None:
-    lm.script = [(503, {"error": "overloaded"}, 0.0), (429, {"error": "slow down"}, 0.0), (200, openai_reply(PLAN_JSON), 0.0)]
-    assert openai(lm, retries=2).plan("put the red block in the bowl, then lift the blue ball", SCENE) == EXPECTED
+    lm.script = [
+        (503, {"error": "overloaded"}, 0.0),
+        (429, {"error": "slow down"}, 0.0),
+        (200, openai_reply(PLAN_JSON), 0.0),
+    ]
+    assert (
+        openai(lm, retries=2).plan("put the red block in the bowl, then lift the blue ball", SCENE)
+        == EXPECTED
+    )
     assert len(lm.requests) == 3
 
 
@@ -165,14 +194,21 @@ def test_timeouts_are_retried_then_reported(lm: LMServer) -> None:
 
 def test_a_slow_first_reply_then_a_fast_one_succeeds(lm: LMServer) -> None:
     lm.script = [(200, openai_reply(PLAN_JSON), 0.6), (200, openai_reply(PLAN_JSON), 0.0)]
-    assert openai(lm, timeout_s=0.3, retries=1).plan("put the red block in the bowl, then lift the blue ball", SCENE) == EXPECTED
+    assert (
+        openai(lm, timeout_s=0.3, retries=1).plan(
+            "put the red block in the bowl, then lift the blue ball", SCENE
+        )
+        == EXPECTED
+    )
 
 
 def test_no_server_is_a_clear_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
-    planner = build_planner("openai", VOCABULARY, url=f"http://127.0.0.1:{port}/v1", retries=1, backoff_s=0.01)
+    planner = build_planner(
+        "openai", VOCABULARY, url=f"http://127.0.0.1:{port}/v1", retries=1, backoff_s=0.01
+    )
     with pytest.raises(PlannerUnavailableError, match=r"cannot connect.*offline\? use the offline planner"):
         planner.plan("pick up the red block", SCENE)
 
@@ -184,10 +220,16 @@ def test_no_server_is_a_clear_error() -> None:
         ({"choices": []}, "malformed chat completion"),
         ({"choices": [{"message": {"content": None}}]}, "content is NoneType"),
         (openai_reply("Sure! First pick up the block."), "holds no JSON object"),
-        (openai_reply('{"plan": [{"skill": "put_in", "obj": "red block"'), "holds no JSON object|not valid JSON"),
+        (
+            openai_reply('{"plan": [{"skill": "put_in", "obj": "red block"'),
+            "holds no JSON object|not valid JSON",
+        ),
         (openai_reply('{"plan": "put it in the bowl"}'), "no 'plan' list"),
         (openai_reply('{"plan": [{"skill": "juggle", "obj": "red block"}]}'), "unknown skill 'juggle'"),
-        (openai_reply('{"plan": [{"skill": "pick_up", "obj": "purple ball"}]}'), "no purple ball in the scene"),
+        (
+            openai_reply('{"plan": [{"skill": "pick_up", "obj": "purple ball"}]}'),
+            "no purple ball in the scene",
+        ),
         (openai_reply('{"plan": [{"skill": "pick_up", "obj": 3}]}'), "slot values must be strings"),
         (openai_reply('{"plan": []}'), "the plan is empty"),
         (openai_reply('{"error": "there is no drawer"}'), "the planner refused: there is no drawer"),

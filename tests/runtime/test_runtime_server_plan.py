@@ -39,7 +39,9 @@ class SlowPlanner:
 @pytest.fixture
 def plan_server(rt):
     policy = rt.ScriptedPolicy()
-    server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0, token="s3cret"), planner=rules_planner(VOCABULARY))
+    server = PolicyServer(
+        policy, rt.make_spec(policy), ServeConfig(port=0, token="s3cret"), planner=rules_planner(VOCABULARY)
+    )
     port = server.start()
     try:
         yield port
@@ -59,7 +61,9 @@ def test_plan_message_returns_the_plan_and_needs_the_token(plan_server, rt):
         assert reply["plan"][0] == {"skill": "put_in", "obj": "red block", "container": "bowl"}
         assert reply["server_timing"]["plan_ms"] >= 0
         done = client.plan(
-            "put the red block in the bowl and then push the blue ball to the left", SCENE, done=reply["plan"][:1]
+            "put the red block in the bowl and then push the blue ball to the left",
+            SCENE,
+            done=reply["plan"][:1],
         )
         assert done["steps"] == ["push the blue ball to the left"]
         # The same connection still serves observations.
@@ -73,13 +77,18 @@ def test_plan_message_returns_the_plan_and_needs_the_token(plan_server, rt):
         ({"scene": SCENE}, "instruction must be a non-empty string"),
         ({"instruction": "x" * 1001, "scene": SCENE}, "at most 1000"),
         ({"instruction": "put the red block in the bowl"}, "plan.scene must be a map"),
-        ({"instruction": "put the red block in the bowl", "scene": {"objects": "red block"}}, "list of strings"),
+        (
+            {"instruction": "put the red block in the bowl", "scene": {"objects": "red block"}},
+            "list of strings",
+        ),
         ({"instruction": "put it", "scene": SCENE, "done": [{"obj": "red block"}]}, "string 'skill'"),
         ({"instruction": "put it", "scene": SCENE, "extra": 1}, "unknown keys"),
     ],
 )
 def test_malformed_plan_messages_get_a_text_error_and_the_connection_survives(plan_server, body, message):
-    with connect(f"ws://127.0.0.1:{plan_server}", additional_headers={"Authorization": "Api-Key s3cret"}) as ws:
+    with connect(
+        f"ws://127.0.0.1:{plan_server}", additional_headers={"Authorization": "Api-Key s3cret"}
+    ) as ws:
         ws.recv(timeout=5)  # metadata
         ws.send(packb({"plan": body}))
         reply = ws.recv(timeout=5)

@@ -24,16 +24,22 @@ class DropFault:
         actor: the wrapped actor (ee_delta actions).
         rate: share of attempts with a fault, in [0, 1].
         seed: seed of the draws.
+        at: attempts (0 = the first `reset`) that get a fault whatever the draw: a failure exactly where
+            a test or a demonstration wants one.
 
     Attributes:
         injected: attempts that got a fault so far.
     """
 
-    def __init__(self, actor: Any, *, rate: float, seed: int = 0) -> None:
+    def __init__(self, actor: Any, *, rate: float, seed: int = 0, at: tuple[int, ...] = ()) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be in [0, 1], got {rate}")
+        if any(i < 0 for i in at):
+            raise ValueError(f"attempt indices must be >= 0, got {at}")
         self.actor = actor
         self.rate = rate
+        self.at = frozenset(at)
+        self.attempt = -1
         self._rng = np.random.default_rng([seed, 23])
         self._ee_z = make_embodiment((8, 8)).state_slice("ee_pos").start + 2
         self.injected = 0
@@ -42,7 +48,11 @@ class DropFault:
 
     def reset(self) -> None:
         self.actor.reset()
-        self._armed = bool(self._rng.random() < self.rate)
+        self.attempt += 1
+        draw = bool(
+            self._rng.random() < self.rate
+        )  # drawn every attempt, so `at` leaves the rest as they were
+        self._armed = draw or self.attempt in self.at
         self._closed = 0
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:

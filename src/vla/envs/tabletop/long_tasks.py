@@ -321,4 +321,6 @@ def initial_scene(spec: LongHorizonSpec) -> SceneDescription:
     names = [obj.describe(*k) for k in spec.objects]
     positions = {obj.describe(*k): (v[0], v[1]) for k, v in spec.objects.items()}
     positions.update(spec.containers)
-    return SceneDescription(tuple(names), tuple(spec.containers), positions, dict.fromkeys(spec.containers, ()))
+    return SceneDescription(
+        tuple(names), tuple(spec.containers), positions, dict.fromkeys(spec.containers, ())
+    )
