@@ -177,7 +177,7 @@ def test_5xx_that_persists_makes_the_planner_unavailable(lm: LMServer) -> None:
 def test_4xx_is_not_retried(lm: LMServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "wrong")
     lm.script = [(401, {"type": "error", "error": {"type": "authentication_error"}}, 0.0)]
-    with pytest.raises(PlanError, match="answered HTTP 401.*authentication_error") as e:
+    with pytest.raises(PlanError, match=r"answered HTTP 401.*authentication_error") as e:
         anthropic(lm, retries=3).plan("pick up the red block", SCENE)
     assert not isinstance(e.value, PlannerUnavailableError)
     assert len(lm.requests) == 1
