@@ -100,7 +100,9 @@ def test_malformed_plan_messages_get_a_text_error_and_the_connection_survives(pl
 
 def test_a_refused_request_is_an_answer_with_the_reason(plan_server):
     with PolicyClient("127.0.0.1", plan_server, token="s3cret") as client:
-        with pytest.raises(ServerError, match=r"the planner refused: .*no skill of the policy matches 'throw"):
+        with pytest.raises(
+            ServerError, match=r"the planner refused: .*no skill of the policy matches 'throw"
+        ):
             client.plan("throw the red block", SCENE)
         with pytest.raises(ServerError, match="no purple ball in the scene"):
             client.plan("put the purple ball in the bowl", SCENE)
