@@ -217,7 +217,8 @@ class Executor:
         obs = env.begin_step(text)
         self.actor.reset()
         self.monitor.start(step, obs)
-        status, n, info = "running", 0, {}
+        status, n = "running", 0
+        info: dict[str, Any] = {}
         while status == "running":
             obs, _, _, truncated, info = env.step(np.asarray(self.actor.act(obs), dtype=np.float32))
             n += 1

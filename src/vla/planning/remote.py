@@ -77,7 +77,7 @@ class RemoteConfig:
         """The backend's defaults (`DEFAULTS`) with `opts` (url, model, timeout_s, ...) over them."""
         known = {"url", "model", "api_key_env", "timeout_s", "retries", "backoff_s", "max_tokens"}
         values = {**DEFAULTS[backend], **{k: v for k, v in opts.items() if k in known}}
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
 
 def system_prompt(vocab: SkillVocabulary) -> str:

@@ -55,7 +55,7 @@ def long_horizon_suite(suite: Any, name: str) -> LongHorizonSuite:
     missing = [a for a in need if not hasattr(suite, a)]
     if missing:
         raise ValueError(f"suite '{name}' takes no long-horizon requests (it lacks {', '.join(missing)})")
-    return suite  # type: ignore[no-any-return]
+    return suite
 
 
 class PerAttempt:
