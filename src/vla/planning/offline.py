@@ -10,15 +10,16 @@ clause with more than one candidate (stack or move next to? pick up or touch?) e
 
 The language-model term runs in the noisy-channel direction (Min et al., 2022): the clause is scored
 given each candidate, so every candidate is scored on the same tokens; the direct direction
-(candidate given clause) preferred the shorter instruction ("stack the a on the b") whatever was asked
-(docs/measured.md, "Planner"). The cue words are the words of the policy's own train instructions
+(candidate given clause) preferred the shorter instruction ("stack the a on the b") whatever was asked,
+when this planner was built. The cue words are the words of the policy's own train instructions
 that only one skill uses (`SkillSpec.cues`: "beside", "top", "lift", ...). The affordance is the
 probability the policy can do the step in this scene, 1 unless one is given (e.g. from a policy's
 confidence). The plan is valid by construction (every candidate is a well-typed step of objects in the
 scene) and is checked by `validate_plan` all the same.
 
 Without a model (`scorer=None`) the cue words decide alone, and ties go to the first candidate; with
-`cue_weight=0` the model decides alone. docs/measured.md compares the four combinations.
+`cue_weight=0` the model decides alone. docs/measured.md, "Planner", compares the model alone, the cue
+words alone and both.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from vla.planning.plan import Plan, SceneDescription, SkillVocabulary, Step, val
 
 Affordance = Callable[[Step, SceneDescription], float]
 # Nats per cue word: one cue outweighs the language model's typical margin between two candidates
-# (1-3 nats); measured choice in docs/measured.md, "Planner".
+# (1-3 nats); docs/measured.md, "Planner", compares 2, 4 and 8.
 CUE_WEIGHT = 4.0
 
 

@@ -14,7 +14,7 @@ signature in that signal:
 * any skill: no signature within its step budget (`tasks.MAX_STEPS`) is a failure ("timeout").
 
 What it cannot see: where an object ended up (a put_in dropped just outside the bowl still looks like a
-release). docs/planning.md, "Step success", compares its verdicts with the simulator's flag.
+release). How often its verdicts agree with the simulator's flag: docs/measured.md, "Planner".
 """
 
 from __future__ import annotations
