@@ -20,6 +20,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,7 +181,7 @@ def post_json(
     )
 
 
-class _RemotePlanner:
+class _RemotePlanner(ABC):
     """What both HTTP planners share: prompts, reply checks, re-planning."""
 
     name = "remote"
@@ -198,8 +199,9 @@ class _RemotePlanner:
             )
         return key
 
+    @abstractmethod
     def _complete(self, system: str, user: str) -> str:
-        raise NotImplementedError
+        """The model's reply text to one system + user prompt (each API sends them its own way)."""
 
     def plan(self, instruction: str, scene: SceneDescription, *, done: Plan = ()) -> Plan:
         """Asks the server for the plan of `instruction` in `scene` (less `done`); raises PlanError."""
