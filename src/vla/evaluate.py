@@ -145,12 +145,14 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
         }
     n, k = len(results), sum(r.success for r in results)
     groups = _per_group(cfg.suite, {f: v["success_rate"] for f, v in per_family.items()})
+    group_mean = _mean_of_groups(cfg.suite, per_family) if groups else {}
     lat = np.asarray([x for r in results for x in r.latencies_ms] or [float("nan")])
     return {
         "success_rate": float(np.mean([f["success_rate"] for f in per_family.values()])),
         "ci95": list(wilson_interval(k, n)),
         "success_rate_per_family": {f: v["success_rate"] for f, v in per_family.items()},
         **({"success_rate_per_group": groups} if groups else {}),
+        **group_mean,
         "per_family": per_family,
         "episodes": n,
         "episode_length": float(np.mean([r.steps for r in results])),
@@ -197,6 +199,36 @@ def _per_group(suite_name: str, rates: dict[str, float]) -> dict[str, float]:
             by.setdefault(groups[fam], []).append(rate)
     order = list(dict.fromkeys(groups.values()))
     return {g: float(np.mean(by[g])) for g in order if g in by}
+
+
+def _mean_of_groups(suite_name: str, per_family: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The mean of the per-group means and its 95% interval: the "average" of the published tables that
+    declare groups (Meta-World's MT50 rows average the four group means, not the 50 tasks).
+
+    The interval is the normal one of that weighted mean, with each family's rate taken as
+    (k + 2) / (n + 4) (Agresti-Coull) so that families at 0% or 100% still add variance.
+    """
+    from vla.envs.base import family_groups, get_suite
+
+    groups = family_groups(get_suite(suite_name))
+    members: dict[str, list[dict[str, Any]]] = {}
+    for fam, v in per_family.items():
+        if fam in groups:
+            members.setdefault(groups[fam], []).append(v)
+    G = len(members)
+    mean, var = 0.0, 0.0
+    for fams in members.values():
+        w = 1.0 / (G * len(fams))  # each group weighs 1/G, each family 1/G of its group
+        for v in fams:
+            n, k = v["episodes"], v["successes"]
+            p = (k + 2) / (n + 4)
+            mean += w * v["success_rate"]
+            var += w * w * p * (1 - p) / n
+    half = 1.96 * math.sqrt(var)
+    return {
+        "success_rate_mean_of_groups": mean,
+        "ci95_mean_of_groups": [max(0.0, mean - half), min(1.0, mean + half)],
+    }
 
 
 def _by_reason(results: list[EpisodeResult]) -> dict[str, int]:

@@ -163,3 +163,30 @@ def test_metaworld_demos_export_with_lerobots_metaworld_names_and_come_back(tmp_
     with EpisodeDataset(src) as a, EpisodeDataset(back) as b:
         assert b.cameras == a.cameras == ("corner2",)
         np.testing.assert_allclose(b.read_low_dim(0)[1], a.read_low_dim(0)[1], atol=1e-6)
+
+
+def test_metaworld_table_averages_group_means_as_the_published_rows_do(suite) -> None:
+    from vla.envs.metaworld.published import PUBLISHED, format_table
+    from vla.evaluate import _mean_of_groups
+
+    for name, (*groups, average) in PUBLISHED.items():
+        assert abs(np.mean(groups) - average) <= 0.051, name  # rounded to one decimal
+    # A policy perfect on the 28 easy tasks and failing the rest: 56% of the tasks, 25% in the tables.
+    per_family = {
+        t: {"success_rate": float(g == "easy"), "episodes": 10, "successes": 10 * (g == "easy")}
+        for g, ts in tasks.GROUPS.items()
+        for t in ts
+    }
+    mean = _mean_of_groups("metaworld", per_family)
+    assert mean["success_rate_mean_of_groups"] == pytest.approx(0.25)
+    lo, hi = mean["ci95_mean_of_groups"]
+    assert 0.2 < lo < 0.25 < hi < 0.3
+    results = {
+        "success_rate": 0.56,
+        "success_rate_per_family": {t: v["success_rate"] for t, v in per_family.items()},
+        "success_rate_per_group": {g: float(g == "easy") for g in tasks.GROUPS},
+        **mean,
+    }
+    row = [line for line in format_table(results).splitlines() if "vla (this run)" in line]
+    assert row and "**25.0 [" in row[0]
+    assert "mean over the 50 tasks: 56.0%" in format_table(results)
