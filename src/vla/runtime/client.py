@@ -101,6 +101,28 @@ class PolicyClient:
             msg["estop_token"] = token
         self._call(msg)
 
+    def plan(
+        self, instruction: str, scene: dict[str, Any], *, done: list[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
+        """Asks the server's planner for the plan of `instruction` (a server run with `--planner`).
+
+        Args:
+            instruction: the request, e.g. "put every block in the bowl".
+            scene: {"objects": [...], "containers": [...], "positions": {name: [x, y]}, "contents": {...}}.
+            done: steps already done, as {"skill": ..., slot: value} maps; the server plans the rest.
+
+        Returns:
+            The reply: "plan" (steps as maps), "steps" (their instructions), "planner", "server_timing".
+
+        Raises:
+            ServerError: the planner refused (the reason), the request was malformed, or the server has
+                no planner.
+        """
+        reply = self._call({"plan": {"instruction": instruction, "scene": scene, "done": list(done or [])}})
+        if reply.get("plan") is None:
+            raise ServerError(f"the planner refused: {reply.get('error')}")
+        return reply
+
     def close(self) -> None:
         self._ws.close()
 

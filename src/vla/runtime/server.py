@@ -7,6 +7,8 @@ Protocol (see `protocol.py` for arrays, `schema.py` for request keys):
     reply       -> one binary msgpack frame: {"actions": float32 [H, A] (robot units, after the safety
                    filter), "server_timing": {ms}, "safety": {...}, "request_id" if sent, "confidence"}.
     bad request -> one TEXT frame with the reason; the connection stays usable.
+    plan        <- {"plan": {"instruction", "scene", "done"?}} to a server with a planner: the reply is
+                   the plan or the planner's refusal (`vla.planning.service`, docs/planning.md).
 HTTP: `GET /healthz` answers 200 "ok". With a token, the upgrade needs `Authorization: Api-Key <token>`
 (openpi's client sends that for `api_key=`; `Bearer <token>` is accepted too), else 401 before upgrade.
 
@@ -135,14 +137,22 @@ class PolicyServer:
         policy: anything with `predict(Observation) -> ActionChunk` (an `Engine`, a policy).
         spec: what the policy consumes and produces (`Engine.spec`).
         config: network and safety settings.
+        planner: a `vla.planning` planner that answers `plan` messages (None: they are refused).
 
     Attributes:
         sessions: the open connections by id; estop_log: the last e-stop latches / releases / refused
             releases (dicts with "event", "connection", "peer", "operator", "reason", "time").
     """
 
-    def __init__(self, policy: PolicyLike, spec: PolicySpec, config: ServeConfig | None = None) -> None:
+    def __init__(
+        self, policy: PolicyLike, spec: PolicySpec, config: ServeConfig | None = None, *, planner: Any = None
+    ) -> None:
         self.policy = policy
+        self.plans: Any = None
+        if planner is not None:
+            from vla.planning.service import PlanService
+
+            self.plans = PlanService(planner)
         self.spec = spec
         self.config = config or ServeConfig()
         self.schema = spec.schema()
@@ -208,6 +218,7 @@ class PolicyServer:
                 "latch_estop": self.config.recovery.latch_estop,
             },
             "max_request_bytes": self.max_request_bytes,
+            "planner": None if self.plans is None else self.plans.metadata(),
         }
 
     # ---- HTTP side ----------------------------------------------------------------------------------
@@ -335,7 +346,12 @@ class PolicyServer:
             raise ProtocolError(
                 f"frame of {len(message)} bytes exceeds max_request_bytes={self.max_request_bytes}"
             )
-        req = self.schema.parse(unpackb(message))
+        msg = unpackb(message)
+        if isinstance(msg, dict) and "plan" in msg:
+            if self.plans is None:
+                raise ProtocolError("this server has no planner: start it with `vla serve --planner NAME`")
+            return packb(await self.plans.answer(msg))
+        req = self.schema.parse(msg)
         out: dict[str, Any] = {}
         if req.request_id is not None:
             out["request_id"] = req.request_id
@@ -438,7 +454,7 @@ class PolicyServer:
         try:
             asyncio.run(self.serve())
         finally:
-            self.batcher.shutdown()
+            self._shutdown_workers()
 
     def start(self, *, timeout: float = 10.0) -> int:
         """Serves from a background thread; returns the bound port once it accepts connections."""
@@ -473,4 +489,9 @@ class PolicyServer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._shutdown_workers()
+
+    def _shutdown_workers(self) -> None:
         self.batcher.shutdown()
+        if self.plans is not None:
+            self.plans.shutdown()

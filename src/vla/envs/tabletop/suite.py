@@ -10,6 +10,8 @@ from vla.envs.tabletop.embodiment import make_embodiment
 from vla.envs.tabletop.env import TabletopEnv
 from vla.envs.tabletop.expert import TabletopExpert
 from vla.envs.tabletop.labels import SCENE
+from vla.envs.tabletop.long_tasks import KINDS as LONG_KINDS
+from vla.envs.tabletop.long_tasks import SPLITS as LONG_SPLITS
 from vla.envs.tabletop.tasks import FAMILIES, SPLITS
 from vla.features import Feature
 from vla.registry import lookup
@@ -30,6 +32,9 @@ class TabletopSuite:
     features: tuple[Feature, ...] = (SCENE,)
     # The feature `grounding_scenes` labels its views with (`vla collect-grounding`).
     grounding_feature: Feature = SCENE
+    # Long-horizon requests (`vla.planning`): kinds and splits of `make_long_horizon`.
+    long_horizon_kinds: tuple[str, ...] = LONG_KINDS
+    long_horizon_splits: tuple[str, ...] = LONG_SPLITS
 
     def make(
         self,
@@ -60,7 +65,50 @@ class TabletopSuite:
 
     def expert(self, env: Any) -> TabletopExpert:
         """Returns the scripted expert for `env` (call `expert.reset()` after each `env.reset`)."""
-        return TabletopExpert(env)
+        from vla.envs.tabletop.long_env import LongHorizonEnv, LongHorizonExpert
+
+        return LongHorizonExpert(env) if isinstance(env, LongHorizonEnv) else TabletopExpert(env)
+
+    def make_long_horizon(
+        self,
+        kind: str,
+        *,
+        split: str = "long_horizon",
+        image_size: tuple[int, int] = (96, 96),
+        action_mode: str = "ee_delta",
+    ) -> Any:
+        """A `LongHorizonEnv` of `kind` (one of `long_horizon_kinds`) for `split`."""
+        from vla.envs.tabletop.long_env import LongHorizonEnv
+
+        return LongHorizonEnv(kind, split=split, image_size=image_size, action_mode=action_mode)
+
+    def long_horizon_request(self, kind: str, *, split: str, seed: int) -> tuple[str, Any, Any]:
+        """(request, initial scene description, reference plan) of the `make_long_horizon(kind)` episode
+        `reset(seed=seed)` starts, without building a simulator (planner benchmarks, scene search)."""
+        from vla.envs.tabletop.long_tasks import initial_scene, sample_long_episode
+
+        lookup({k: k for k in self.long_horizon_kinds}, kind, kind="long-horizon kind")
+        spec = sample_long_episode(kind, split, np.random.default_rng(int(seed)))
+        return spec.instruction, initial_scene(spec), spec.plan
+
+    @property
+    def skills(self) -> Any:
+        """The policy's skill vocabulary, for planners (`vla.envs.tabletop.skills.VOCABULARY`)."""
+        from vla.envs.tabletop.skills import VOCABULARY
+
+        return VOCABULARY
+
+    def step_monitor(self) -> Any:
+        """A fresh step-success detector that reads the robot state only (`step_monitor.py`)."""
+        from vla.envs.tabletop.step_monitor import StateStepMonitor
+
+        return StateStepMonitor()
+
+    def inject_fault(self, actor: Any, *, rate: float, seed: int = 0) -> Any:
+        """`actor` with grasps that slip in `rate` of the step attempts (`faults.py`)."""
+        from vla.envs.tabletop.faults import DropFault
+
+        return DropFault(actor, rate=rate, seed=seed)
 
     def embodiment(self, image_size: tuple[int, int] = (96, 96)) -> Embodiment:
         """Returns the robot description shared by every tabletop env."""
