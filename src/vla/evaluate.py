@@ -141,6 +141,7 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
             "jerk": float(np.mean([r.jerk for r in rs])),
             "interventions": int(sum(r.interventions for r in rs)),
             "interventions_by_reason": _by_reason(rs),
+            "interventions_physical": int(sum(sum(r.physical_by_reason.values()) for r in rs)),
             **summarize_family([r.extras for r in rs]),
         }
     n, k = len(results), sum(r.success for r in results)
@@ -164,6 +165,9 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
         },
         "safety_interventions": int(sum(r.interventions for r in results)),
         "safety_interventions_by_reason": _by_reason(results),
+        # The interventions that changed the robot's command beyond what its driver does by itself.
+        "safety_interventions_physical": int(sum(sum(r.physical_by_reason.values()) for r in results)),
+        "safety_interventions_physical_by_reason": _by_reason(results, physical=True),
         "wall_s": wall_s,
         "episodes_per_s": n / wall_s if wall_s > 0 else 0.0,
         "split": cfg.split,
@@ -231,9 +235,9 @@ def _mean_of_groups(suite_name: str, per_family: dict[str, dict[str, Any]]) -> d
     }
 
 
-def _by_reason(results: list[EpisodeResult]) -> dict[str, int]:
-    """Safety-filter interventions of `results` per reason, most frequent first."""
+def _by_reason(results: list[EpisodeResult], *, physical: bool = False) -> dict[str, int]:
+    """Safety-filter interventions of `results` per reason (only physical ones), most frequent first."""
     total: Counter[str] = Counter()
     for r in results:
-        total.update(r.interventions_by_reason)
+        total.update(r.physical_by_reason if physical else r.interventions_by_reason)
     return dict(total.most_common())

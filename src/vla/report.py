@@ -116,6 +116,13 @@ def _html(summary: dict[str, Any], *, videos: list[Path], overlay: str | None) -
     lat = summary["latency_ms"]
     by_reason = summary.get("safety_interventions_by_reason", {})
     reasons = f" ({', '.join(f'{html.escape(k)} {n}' for k, n in by_reason.items())})" if by_reason else ""
+    physical = summary.get("safety_interventions_physical_by_reason", {})
+    if "safety_interventions_physical" in summary:
+        detail = ", ".join(f"{html.escape(k)} {n}" for k, n in physical.items())
+        reasons += (
+            f"; {summary['safety_interventions_physical']} of them changed the robot's command beyond "
+            f"what its driver does by itself{f' ({detail})' if detail else ''}"
+        )
     vids = "".join(
         f'<figure><video src="{html.escape(str(v))}" controls loop muted width="384"></video>'
         f"<figcaption>{html.escape(v.stem)}</figcaption></figure>"

@@ -81,6 +81,10 @@ class StateField:
     units: str
 
 
+# Clips a robot's own command interface may apply (`Embodiment.driver_clips`).
+DRIVER_CLIPS = ("action_bounds", "workspace")
+
+
 @dataclass(frozen=True)
 class Embodiment:
     """A robot as policies, datasets and the safety filter see it.
@@ -96,6 +100,12 @@ class Embodiment:
         max_joint_velocity: rad/s per joint.
         workspace_low, workspace_high: end-effector position box (m) in the robot base frame.
         gripper_range: (open, closed) command values.
+        driver_clips: the safety filter's clips the robot's own command interface applies too
+            (`DRIVER_CLIPS`): "action_bounds" (commands clipped to the action space's bounds),
+            "workspace" (end-effector targets clipped to the workspace box). The filter still applies
+            them; it counts an intervention as physical only when its command differs from what the
+            driver would have made of the raw one (`SafetyFilter.physical_stats`). Empty: every clip
+            counts as physical.
     """
 
     name: str
@@ -110,10 +120,16 @@ class Embodiment:
     workspace_low: tuple[float, float, float]
     workspace_high: tuple[float, float, float]
     gripper_range: tuple[float, float] = (0.0, 1.0)
+    driver_clips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.action_spaces:
             raise ValueError(f"embodiment '{self.name}' declares no action space")
+        unknown = [c for c in self.driver_clips if c not in DRIVER_CLIPS]
+        if unknown:
+            raise ValueError(
+                f"embodiment '{self.name}': unknown driver_clips {unknown}; known: {DRIVER_CLIPS}"
+            )
         n = len(self.joint_low)
         if len(self.joint_high) != n or len(self.max_joint_velocity) != n:
             raise ValueError(f"embodiment '{self.name}': joint limits and velocities must have one length")
@@ -186,6 +202,7 @@ class Embodiment:
                     float(d["workspace_high"][2]),
                 ),
                 gripper_range=(float(d["gripper_range"][0]), float(d["gripper_range"][1])),
+                driver_clips=tuple(str(c) for c in d.get("driver_clips", ())),
             )
         except KeyError as e:
             raise ValueError(f"embodiment description is missing key {e}") from e

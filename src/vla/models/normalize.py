@@ -7,6 +7,12 @@ Choices (and why):
   unit-variance noise of diffusion / flow matching. A binary gripper (0/1) maps exactly to -1/+1.
 - State: mean/std, because state dimensions are unbounded and roughly Gaussian around a working pose;
   standardized inputs train the MLP well.
+- Predicted actions are clamped to the demonstrations' own per-dimension [min, max]. The regression
+  head's tanh reaches 1.1x the q01/q99 half-range, so near a saturated command (a gripper at 1, a
+  Meta-World hand at its +-1 limit) its outputs went past what any demonstration did and past the
+  robot's bounds, and the safety filter clipped a large share of all steps for nothing
+  (docs/measured.md, "Safety interventions"). A policy has no reason to command beyond what it was
+  shown; the safety filter stays the hard limit.
 Dimensions that never vary (q99 == q01, std == 0) get a unit scale so they pass through instead of
 exploding; the statistics live in non-persistent buffers and are saved as stats.json, never guessed.
 """
@@ -27,6 +33,8 @@ class Normalizer(nn.Module):
 
     action_center: torch.Tensor
     action_half: torch.Tensor
+    action_min: torch.Tensor
+    action_max: torch.Tensor
     state_mean: torch.Tensor
     state_std: torch.Tensor
 
@@ -41,6 +49,10 @@ class Normalizer(nn.Module):
         std = np.asarray(stats.state.std, dtype=np.float64)
         self.register_buffer("action_center", torch.tensor(center, dtype=torch.float32), persistent=False)
         self.register_buffer("action_half", torch.tensor(half, dtype=torch.float32), persistent=False)
+        amin = np.minimum(np.asarray(stats.action.min, dtype=np.float64), lo)
+        amax = np.maximum(np.asarray(stats.action.max, dtype=np.float64), hi)
+        self.register_buffer("action_min", torch.tensor(amin, dtype=torch.float32), persistent=False)
+        self.register_buffer("action_max", torch.tensor(amax, dtype=torch.float32), persistent=False)
         self.register_buffer(
             "state_mean", torch.tensor(np.asarray(stats.state.mean), dtype=torch.float32), persistent=False
         )
@@ -59,5 +71,7 @@ class Normalizer(nn.Module):
         return (x - self.action_center) / self.action_half
 
     def unaction(self, x: torch.Tensor) -> torch.Tensor:
-        """float [..., A] normalized -> robot units."""
-        return x * self.action_half + self.action_center
+        """float [..., A] normalized -> robot units, within the demonstrations' [min, max]."""
+        return torch.minimum(
+            torch.maximum(x * self.action_half + self.action_center, self.action_min), self.action_max
+        )

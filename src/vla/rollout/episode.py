@@ -61,11 +61,13 @@ class ActorStats:
         latencies_ms: wall time of every model call the episode's steps waited for (a batched call
             counts once for each episode in the batch, with the batch's duration).
         interventions_by_reason: safety-filter interventions per reason (`vla.runtime.safety`).
+        physical_by_reason: those of them that changed what the robot did (`physical_stats`).
         extras: per-episode diagnostics of the actor's episode hook (e.g. grounding error), JSON-able.
     """
 
     latencies_ms: list[float] = field(default_factory=list)
     interventions_by_reason: dict[str, int] = field(default_factory=dict)
+    physical_by_reason: dict[str, int] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,6 +85,7 @@ class EpisodeResult:
         jerk: mean end-effector jerk in m/s^3 (`trajectory_jerk`; 0 when the state has no "ee_pos").
         latencies_ms: the actor's model-call latencies (empty for scripted actors).
         interventions_by_reason: safety-filter interventions per reason (empty without a filter).
+        physical_by_reason: the interventions that changed what the robot did, per reason.
         extras: diagnostics from the actor's episode hook.
         frames: with `job.record_frames`, uint8 [N+1, Hi, V*Wi, 3]: all cameras side by side per
             observation (cameras in sorted name order).
@@ -104,6 +107,7 @@ class EpisodeResult:
     jerk: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     interventions_by_reason: dict[str, int] = field(default_factory=dict)
+    physical_by_reason: dict[str, int] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     frames: np.ndarray | None = field(default=None, repr=False)
     first_obs: dict[str, Any] | None = field(default=None, repr=False)

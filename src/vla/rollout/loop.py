@@ -202,6 +202,7 @@ def run_episode(
         jerk=trajectory_jerk(np.asarray(path), env.embodiment.control_hz) if ee is not None else 0.0,
         latencies_ms=list(stats.latencies_ms),
         interventions_by_reason=dict(stats.interventions_by_reason),
+        physical_by_reason=dict(stats.physical_by_reason),
         extras=dict(stats.extras),
         frames=rec.frames_with(obs),
         first_obs=rec.first,

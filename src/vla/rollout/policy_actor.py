@@ -122,6 +122,7 @@ class PolicyActor:
         return ActorStats(
             latencies_ms=list(self._episode.latencies_ms),
             interventions_by_reason={} if safety is None else dict(safety.stats),
+            physical_by_reason={} if safety is None else dict(safety.physical_stats),
             extras=self._episode.extras.results(),
         )
 

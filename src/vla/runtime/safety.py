@@ -21,6 +21,11 @@ measured joint positions, and the measured gripper if the state reports it in th
 the bounded value nearest zero). Limits and velocity bounds are hard; the acceleration
 bound gives way when only violating it keeps the command inside a hard limit. Every intervention is
 counted in `stats` and logged on the "vla.runtime.safety" logger (holds at WARNING, clips at INFO).
+
+`physical_stats` counts only the interventions that change what the robot does: a hold always, a clip
+when the filtered command differs from what the robot's own driver would have made of the raw command
+(`Embodiment.driver_clips`: e.g. Meta-World clips every action to [-1, 1] itself, so clipping 1.05 to
+1.0 there changes nothing physical and is counted in `stats` only).
 """
 
 from __future__ import annotations
@@ -29,166 +34,17 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vla.spaces import ActionSpace, Embodiment
+from vla.runtime.safety_limits import Limits, SafetyConfig
+from vla.spaces import Embodiment
 
 logger = logging.getLogger(__name__)
 
 HOLD_REASONS = ("estop", "non_finite_action", "non_finite_state", "low_confidence")
-_POS_NAMES = ("pos", "trans", "xyz")
-
-
-@dataclass(frozen=True)
-class SafetyConfig:
-    """Limits beyond the ones the Embodiment already states.
-
-    Attributes:
-        action_space: which of the embodiment's action spaces the policy outputs (None: the default).
-        velocity_scale: fraction of the embodiment's joint speed limit allowed (absolute joint targets).
-        max_joint_acceleration: rad/s^2 for absolute joint targets; None disables the check.
-        max_delta_change: largest per-step change of a delta command, as a fraction of its group's range
-            (high - low); None disables it.
-        workspace_margin: metres by which the end-effector box is shrunk on every side.
-        min_confidence: hold when the policy's confidence is below this; None never holds for it.
-        rate_limit_gripper: also rate-limit the gripper (off: grippers open/close as a step by design).
-    """
-
-    action_space: str | None = None
-    velocity_scale: float = 1.0
-    max_joint_acceleration: float | None = 20.0
-    max_delta_change: float | None = 0.5
-    workspace_margin: float = 0.0
-    min_confidence: float | None = None
-    rate_limit_gripper: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.velocity_scale <= 1.0:
-            raise ValueError(f"velocity_scale must be in (0, 1], got {self.velocity_scale}")
-        if self.max_joint_acceleration is not None and self.max_joint_acceleration <= 0:
-            raise ValueError(
-                f"max_joint_acceleration must be positive or None, got {self.max_joint_acceleration}"
-            )
-        if self.max_delta_change is not None and self.max_delta_change <= 0:
-            raise ValueError(f"max_delta_change must be positive or None, got {self.max_delta_change}")
-        if self.workspace_margin < 0:
-            raise ValueError(f"workspace_margin must be >= 0, got {self.workspace_margin}")
-        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1] or None, got {self.min_confidence}")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The per-dimension limits the filter enforces, resolved from an Embodiment (all float64 [A]).
-
-    `vel` bounds |cmd_t - cmd_{t-1}| and `acc` bounds |(cmd_t - cmd_{t-1}) - (cmd_{t-1} - cmd_{t-2})|
-    (inf where unlimited). `is_delta` marks dims held at zero. Slices locate groups in the action
-    (`ee`, `joints`, `gripper`) and fields in the state (`state_ee`, `state_joints`, `state_gripper`).
-    """
-
-    low: np.ndarray
-    high: np.ndarray
-    vel: np.ndarray
-    acc: np.ndarray
-    is_delta: np.ndarray
-    ee: slice | None
-    joints: slice | None
-    gripper: slice | None
-    state_ee: slice | None
-    state_joints: slice | None
-    state_gripper: slice | None
-    workspace_low: np.ndarray
-    workspace_high: np.ndarray
-
-    @classmethod
-    def resolve(cls, emb: Embodiment, cfg: SafetyConfig) -> Limits:
-        """Finds each group's role from its name: "gripper*", "*joint*" (absolute joint targets of the
-        embodiment's joint count, in non-delta spaces), and the 3-D "*pos*"/"*trans*" group of a delta
-        space (end-effector translation, kept inside the workspace). Delta spaces have "delta" in the space
-        or group name."""
-        space: ActionSpace = emb.action_space(cfg.action_space)
-        low = space.low.astype(np.float64)
-        high = space.high.astype(np.float64)
-        a = space.dim
-        vel = np.full(a, np.inf)
-        acc = np.full(a, np.inf)
-        is_delta = np.zeros(a, dtype=bool)
-        ee = joints = gripper = None
-        space_delta = "delta" in space.name.lower()
-        n_joints = len(emb.joint_low)
-        hz = emb.control_hz
-        for g in space.groups:
-            sl = space.slice(g.name)
-            name = g.name.lower()
-            if "gripper" in name:
-                gripper = sl
-                glo, ghi = sorted(emb.gripper_range)
-                low[sl] = np.maximum(low[sl], glo)
-                high[sl] = np.minimum(high[sl], ghi)
-                if cfg.rate_limit_gripper and cfg.max_delta_change is not None:
-                    vel[sl] = cfg.max_delta_change * (high[sl] - low[sl])
-            elif space_delta or "delta" in name:
-                is_delta[sl] = True
-                if cfg.max_delta_change is not None:
-                    vel[sl] = cfg.max_delta_change * (high[sl] - low[sl])
-                if g.size == 3 and any(p in name for p in _POS_NAMES):
-                    ee = sl
-            elif "joint" in name and g.size == n_joints:
-                joints = sl
-                low[sl] = np.maximum(low[sl], np.asarray(emb.joint_low, dtype=np.float64))
-                high[sl] = np.minimum(high[sl], np.asarray(emb.joint_high, dtype=np.float64))
-                vel[sl] = np.asarray(emb.max_joint_velocity, dtype=np.float64) * cfg.velocity_scale / hz
-                if cfg.max_joint_acceleration is not None:
-                    acc[sl] = cfg.max_joint_acceleration / hz**2
-        if np.any(low > high):
-            raise ValueError(
-                f"embodiment '{emb.name}': action bounds of space '{space.name}' do not overlap the joint "
-                f"limits / gripper range (low {low.tolist()} > high {high.tolist()})"
-            )
-        fields = {f.name: f.size for f in emb.state_fields}
-        units = {f.name: f.units for f in emb.state_fields}
-        gripper_units = next((g.units for g in space.groups if "gripper" in g.name.lower()), None)
-
-        def field(name: str, size: int | None) -> slice | None:
-            if name in fields and (size is None or fields[name] == size):
-                return emb.state_slice(name)
-            return None
-
-        margin = cfg.workspace_margin
-        ws_low = np.asarray(emb.workspace_low, dtype=np.float64) + margin
-        ws_high = np.asarray(emb.workspace_high, dtype=np.float64) - margin
-        if np.any(ws_low > ws_high):
-            raise ValueError(f"workspace_margin {margin} m leaves an empty workspace box")
-        state_ee = field("ee_pos", 3)
-        if ee is not None and state_ee is None:
-            raise ValueError(
-                f"embodiment '{emb.name}': action space '{space.name}' moves the end effector but the state "
-                "has no 3-D 'ee_pos' field, so the workspace cannot be enforced"
-            )
-        return cls(
-            low=low,
-            high=high,
-            vel=vel,
-            acc=acc,
-            is_delta=is_delta,
-            ee=ee,
-            joints=joints,
-            gripper=gripper,
-            state_ee=state_ee,
-            state_joints=field("joint_pos", n_joints),
-            # The measured gripper can only stand in for a command when both use the same units (the
-            # Panda of the built-in suite measures finger opening in m but commands a closing fraction).
-            state_gripper=(
-                field("gripper", gripper.stop - gripper.start)
-                if gripper is not None and units.get("gripper") == gripper_units
-                else None
-            ),
-            workspace_low=ws_low,
-            workspace_high=ws_high,
-        )
+__all__ = ["HOLD_REASONS", "Limits", "SafetyConfig", "SafetyFilter"]
 
 
 class SafetyFilter:
@@ -205,6 +61,7 @@ class SafetyFilter:
         self.action_dim = int(self.limits.low.shape[0])
         self.state_dim = embodiment.state_dim
         self.stats: Counter[str] = Counter()
+        self.physical_stats: Counter[str] = Counter()
         self.last_reasons: tuple[str, ...] = ()
         self._estop = threading.Event()
         self._estop_reason = ""
@@ -284,10 +141,10 @@ class SafetyFilter:
         if self._prev is None:
             self._first_ref = ref1  # the measured start acts as the command before the first one
         ee_pos = state[self.limits.state_ee] if self.limits.state_ee is not None else None
-        cmd, reasons = self._step(action[0], state, ref1, ref2, ee_pos, confidence)
+        cmd, reasons, physical = self._step(action[0], state, ref1, ref2, ee_pos, confidence)
         if commit:
             self.commit(cmd)
-        self._record(reasons)
+        self._record(reasons, physical=reasons if physical else [])
         return cmd.astype(np.float32)
 
     def commit(self, command: np.ndarray) -> None:
@@ -338,14 +195,16 @@ class SafetyFilter:
             ee_pos = state[self.limits.state_ee].copy()
         out = np.empty_like(actions)
         all_reasons: list[str] = []
+        physical_reasons: list[str] = []
         for h in range(actions.shape[0]):
-            cmd, reasons = self._step(actions[h], state, ref1, ref2, ee_pos, confidence)
+            cmd, reasons, physical = self._step(actions[h], state, ref1, ref2, ee_pos, confidence)
             out[h] = cmd
             all_reasons.extend(reasons)
+            physical_reasons.extend(reasons if physical else [])
             if ee_pos is not None and self.limits.ee is not None and np.all(np.isfinite(ee_pos)):
                 ee_pos = ee_pos + cmd[self.limits.ee]  # where the ee will be after this step
             ref2, ref1 = ref1, cmd
-        self._record(tuple(dict.fromkeys(all_reasons)), counts=all_reasons)
+        self._record(tuple(dict.fromkeys(all_reasons)), counts=all_reasons, physical=physical_reasons)
         return out.astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
@@ -437,7 +296,8 @@ class SafetyFilter:
         ref2: np.ndarray | None,
         ee_pos: np.ndarray | None,
         confidence: float | None,
-    ) -> tuple[np.ndarray, list[str]]:
+    ) -> tuple[np.ndarray, list[str], bool]:
+        """One command: (filtered command, reasons, whether it differs from the driver's own result)."""
         lim = self.limits
         hold_reason = None
         if self._estop.is_set():
@@ -451,7 +311,7 @@ class SafetyFilter:
             if not np.isfinite(c) or c < self.config.min_confidence:
                 hold_reason = "low_confidence"
         if hold_reason is not None:
-            return self._hold(state, ref1), [hold_reason]
+            return self._hold(state, ref1), [hold_reason], True
         reasons: list[str] = []
         cmd = np.clip(a, lim.low, lim.high)
         changed = cmd != a
@@ -488,7 +348,9 @@ class SafetyFilter:
             if np.any(d_ws != d):
                 reasons.append("workspace")
                 cmd[lim.ee] = d_ws
-        return np.clip(cmd, lim.low, lim.high), reasons
+        cmd = np.clip(cmd, lim.low, lim.high)
+        physical = bool(reasons) and bool(np.any(np.abs(cmd - lim.driver_command(a, ee_pos)) > 1e-9))
+        return cmd, reasons, physical
 
     def _read_fields(self) -> list[int]:
         lim = self.limits
@@ -498,10 +360,18 @@ class SafetyFilter:
                 idx.extend(range(sl.start, sl.stop))
         return idx
 
-    def _record(self, reasons: tuple[str, ...] | list[str], counts: list[str] | None = None) -> None:
+    def _record(
+        self,
+        reasons: tuple[str, ...] | list[str],
+        counts: list[str] | None = None,
+        *,
+        physical: list[str] | tuple[str, ...] = (),
+    ) -> None:
         self.last_reasons = tuple(dict.fromkeys(reasons))
         for r in counts if counts is not None else reasons:
             self.stats[r] += 1
+        for r in physical:
+            self.physical_stats[r] += 1
         for r in self.last_reasons:
             level = logging.WARNING if r in HOLD_REASONS else logging.INFO
             logger.log(level, "safety intervention: %s", r)

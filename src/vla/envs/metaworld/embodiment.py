@@ -49,4 +49,7 @@ def make_embodiment(image_size: tuple[int, int] = (64, 64)) -> Embodiment:
         workspace_low=WORKSPACE_LOW,
         workspace_high=WORKSPACE_HIGH,
         gripper_range=(-1.0, 1.0),
+        # Meta-World clips every action to [-1, 1] itself (SawyerXYZEnv.step), so a bounds clip by the
+        # safety filter changes nothing physical.
+        driver_clips=("action_bounds",),
     )

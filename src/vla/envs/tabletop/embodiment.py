@@ -61,4 +61,7 @@ def make_embodiment(image_size: tuple[int, int] = (96, 96)) -> Embodiment:
         workspace_low=WORKSPACE_LOW,
         workspace_high=WORKSPACE_HIGH,
         gripper_range=(0.0, 1.0),
+        # The env clips every action to its space's bounds and an ee_delta target to the workspace box
+        # (`TabletopEnv._validate_action`, `_ik_targets`), as a robot driver would.
+        driver_clips=("action_bounds", "workspace"),
     )

@@ -54,6 +54,7 @@ class LongHorizonEnv(TabletopEnv):
     """A tabletop scene with a long-horizon request (see module doc).
 
     Attributes:
+        kind: the long-horizon kind `reset` draws requests of.
         long: the episode's `LongHorizonSpec` (privileged: the reference plan; evaluation only).
         step_index: how many `begin_step` calls this episode has had.
     """
@@ -68,6 +69,7 @@ class LongHorizonEnv(TabletopEnv):
     ) -> None:
         super().__init__("put_in", split="train", image_size=image_size, action_mode=action_mode)
         self.family = lookup({k: k for k in KINDS}, kind, kind="long-horizon kind")
+        self.kind = self.family  # what `reset` samples (a step env samples other kinds per episode)
         self.split = lookup({s: s for s in SPLITS}, split, kind="long-horizon split")
         self.long: LongHorizonSpec | None = None
         self.step_index = 0
@@ -98,7 +100,7 @@ class LongHorizonEnv(TabletopEnv):
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < 2**63:
             raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
         rng = np.random.default_rng(int(seed))
-        spec = sample_long_episode(self.family, self.split, rng)
+        spec = sample_long_episode(self.kind, self.split, rng)
         self.long = spec
         self.task = make_step_spec(spec.plan[0], spec, self.split)
         self._set_up_scene(self.task, rng)

@@ -10,6 +10,7 @@ from vla.envs.tabletop.embodiment import make_embodiment
 from vla.envs.tabletop.env import TabletopEnv
 from vla.envs.tabletop.expert import TabletopExpert
 from vla.envs.tabletop.labels import SCENE
+from vla.envs.tabletop.long_step_env import SPLIT as STEP_SPLIT
 from vla.envs.tabletop.long_tasks import KINDS as LONG_KINDS
 from vla.envs.tabletop.long_tasks import SPLITS as LONG_SPLITS
 from vla.envs.tabletop.tasks import FAMILIES, SPLITS
@@ -22,12 +23,14 @@ class TabletopSuite:
     """Six language-conditioned manipulation families on one table, with four evaluation splits.
 
     Splits: `train` (train colour×shape pairs, train templates), `unseen` (held-out pairs as the
-    target), `paraphrase` (held-out instruction templates), `randomized` (domain randomization).
+    target), `paraphrase` (held-out instruction templates), `randomized` (domain randomization),
+    `long_horizon_steps` (a step of a long-horizon request, after the expert ran the steps before it:
+    `long_step_env.py`).
     """
 
     name = "tabletop"
     families: tuple[str, ...] = FAMILIES
-    splits: tuple[str, ...] = SPLITS
+    splits: tuple[str, ...] = (*SPLITS, STEP_SPLIT)
     # Declared extras (vla.features): the scene labels every episode records at its start.
     features: tuple[Feature, ...] = (SCENE,)
     # The feature `grounding_scenes` labels its views with (`vla collect-grounding`).
@@ -59,6 +62,12 @@ class TabletopSuite:
             raise TypeError(f"tabletop.make got unexpected options {sorted(kwargs)}")
         lookup({f: f for f in self.families}, family, kind="tabletop family")
         lookup({s: s for s in self.splits}, split, kind="tabletop split")
+        if split == STEP_SPLIT:
+            from vla.envs.tabletop.long_step_env import LongHorizonStepEnv
+
+            if randomize:
+                raise ValueError(f"split '{STEP_SPLIT}' has no domain randomization; use randomize=False")
+            return LongHorizonStepEnv(family, image_size=image_size, action_mode=action_mode)
         return TabletopEnv(
             family, split=split, image_size=image_size, action_mode=action_mode, randomize=randomize
         )
