@@ -10,6 +10,7 @@ episode's hook (`vla.rollout.extras`) builds the policy's observations and repor
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,9 +97,13 @@ class PolicyActor:
         from vla.runtime.recovery import make_safe_controller
 
         self._episode = _EpisodePolicy(self.model, self.hook.start(self.env, self.model.policy))
+        # The limits are the checkpoint's; what the robot's driver clips by itself is the env's (the
+        # robot running the commands), so a checkpoint saved before `driver_clips` existed counts the
+        # physical interventions right too.
+        driver_clips = getattr(getattr(self.env, "embodiment", None), "driver_clips", ())
         self.controller = make_safe_controller(
             self._episode,
-            embodiment=self.model.embodiment,
+            embodiment=dataclasses.replace(self.model.embodiment, driver_clips=tuple(driver_clips)),
             mode=self.mode,
             execute_steps=self.execute_steps,
             unsafe_no_filter=not self.safety,
