@@ -56,6 +56,18 @@ def _yaw_quat(yaw: float) -> np.ndarray:
     return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
 
 
+def role_meta(spec: tasks.EpisodeSpec) -> dict[str, Any]:
+    """The episode metadata naming what the instruction acts on (target, other object, container, ...)."""
+    return {
+        "target": obj.object_name(*spec.target),
+        "target_colour": spec.target[0],
+        "target_shape": spec.target[1],
+        "other": obj.object_name(*spec.other) if spec.other else None,
+        "container": spec.container,
+        "direction": spec.direction,
+    }
+
+
 class TabletopEnv(gym.Env):
     """A Panda on a table with coloured objects and containers, commanded in language.
 
@@ -150,12 +162,7 @@ class TabletopEnv(gym.Env):
             "split": spec.split,
             "seed": episode_seed,
             "instruction": spec.instruction,
-            "target": obj.object_name(*spec.target),
-            "target_colour": spec.target[0],
-            "target_shape": spec.target[1],
-            "other": obj.object_name(*spec.other) if spec.other else None,
-            "container": spec.container,
-            "direction": spec.direction,
+            **role_meta(spec),
             "objects": [obj.object_name(*k) for k in spec.objects],
             "containers": list(spec.containers),
             "randomized": self.randomize,

@@ -23,7 +23,7 @@ import numpy as np
 
 from vla.envs.tabletop import language, tasks
 from vla.envs.tabletop import objects as obj
-from vla.envs.tabletop.env import TabletopEnv
+from vla.envs.tabletop.env import TabletopEnv, role_meta
 from vla.envs.tabletop.labels import SCENE, scene_labels
 from vla.envs.tabletop.long_env import LongHorizonEnv, LongHorizonExpert
 from vla.envs.tabletop.long_tasks import KINDS, STEP_SLACK, sample_long_episode
@@ -96,12 +96,7 @@ class LongHorizonStepEnv(LongHorizonEnv):
             "request": self.long.instruction,
             "prelude": [p for p, _ in self.prelude],
             "prelude_success": [ok for _, ok in self.prelude],
-            "target": obj.object_name(*spec.target),
-            "target_colour": spec.target[0],
-            "target_shape": spec.target[1],
-            "other": obj.object_name(*spec.other) if spec.other else None,
-            "container": spec.container,
-            "direction": spec.direction,
+            **role_meta(spec),
             "objects": [obj.object_name(*k) for k in self.long.objects],
             "containers": list(self.long.containers),
             "action_mode": self.action_mode,
