@@ -28,7 +28,7 @@ MIN_SUCCESS = 0.5
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_default_preset_learns_touch_from_demonstrations(tmp_path: Path) -> None:
     import torch
 
@@ -45,7 +45,9 @@ def test_default_preset_learns_touch_from_demonstrations(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "vla.cli.main", "train", str(data), "--out", str(run), "--steps", str(STEPS)]
-    subprocess.run([*cmd, "--set", "val_every=0"], check=True, env=env, timeout=600)
+    # The timeout guards against a hang, not speed (benchmarks measure that): on a slow day
+    # (2026-12-07, training at half its usual samples/s) the 2,500 steps took over 600 s alone.
+    subprocess.run([*cmd, "--set", "val_every=0"], check=True, env=env, timeout=1500)
     summary = json.loads((run / "checkpoint" / "metadata.json").read_text())["train"]
     assert summary["step"] == STEPS and summary["families"] == [FAMILY]
     results = evaluate(
