@@ -78,6 +78,9 @@ class TrainConfig:
         grounding: a grounding file (`vla collect-grounding`) to co-train the policy's grounding head
             on; required by, and only allowed for, a policy with grounding_loss > 0.
         grounding_batch: labelled views per step beside the `batch_size` demonstration windows.
+        init_from: a checkpoint directory to start from (fine-tuning, e.g. a DAgger round): its weights
+            and normalization statistics, which the new data does not change. The preset and policy
+            overrides must build the checkpoint's own policy config.
     """
 
     dataset: str
@@ -110,6 +113,7 @@ class TrainConfig:
     time_budget_s: float = 0.0
     grounding: str = ""
     grounding_batch: int = 32
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "threads", "grounding_batch")

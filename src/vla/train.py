@@ -36,6 +36,7 @@ from vla.data.reader import EpisodeDataset
 from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
 from vla.envs.base import suite_paraphraser
 from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
+from vla.models.checkpoint import start_from
 from vla.models.language import build_vocab
 from vla.models.policy import PREFIXES
 from vla.presets import get_preset
@@ -270,13 +271,16 @@ def train(
         policy_cfg = policy_cfg.override({"language.vocab": build_vocab(data.reader.instructions)})
     assert data.reader.stats is not None and data.reader.embodiment is not None
     torch.manual_seed(cfg.seed)
-    policy = build_policy(
-        policy_cfg,
-        embodiment=data.reader.embodiment,
-        stats=data.reader.stats,
-        features=data.reader.features,
-        device=device,
-    )
+    if cfg.init_from:
+        policy = start_from(cfg.init_from, policy_cfg, embodiment=data.reader.embodiment, device=device)
+    else:
+        policy = build_policy(
+            policy_cfg,
+            embodiment=data.reader.embodiment,
+            stats=data.reader.stats,
+            features=data.reader.features,
+            device=device,
+        )
     base_trainable = {n: p.requires_grad for n, p in policy.named_parameters()}
     optimizer = make_optimizer(policy, cfg)
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None

@@ -115,3 +115,32 @@ def test_env_expert_grasps_from_straight_above_and_lifts_at_once(make_env, famil
             obs, *_ = env.step(action)
         assert closed_at is not None, f"seed {seed}: the expert never closed the gripper"
         assert np.linalg.norm(closed_at[:2]) < 0.01, f"seed {seed}: closed {closed_at[:2]} m off-centre"
+
+
+def _wander_then_label(env, expert: TabletopExpert, seed: int, *, wander: int) -> bool:
+    """Another actor moves the arm at random for `wander` steps (closing the gripper half-way), while
+    the expert is asked on every state, as DAgger asks it; then the expert's actions drive."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    info = {"success": False}
+    for t in range(env.max_steps):
+        action = expert.act(obs)
+        if t < wander:
+            action = np.zeros(7, np.float32)
+            action[:3] = rng.uniform(-0.03, 0.03, 3)
+            action[6] = float(t > wander // 2)
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    return bool(info["success"])
+
+
+@pytest.mark.parametrize(("family", "seed"), [("touch", 705), ("stack", 703), ("push", 700)])
+def test_relabelling_expert_acts_from_states_another_actor_reached(make_env, family, seed) -> None:
+    # touch 705 and stack 703 are episodes the scheduled script fails after the wander (its phase
+    # budgets ran out while the other actor drove). Over seeds 700-705 of all six families (32x32
+    # images): relabelling 36/36, the scheduled script 34/36.
+    env = make_env(family)
+    assert _wander_then_label(env, TabletopExpert(env, relabel=True), seed, wander=30)
+    assert get_suite("tabletop").labeller(env).relabel

@@ -85,7 +85,7 @@ def toy_dataset(tmp_path: Path) -> Path:
     return write_toy_dataset(tmp_path / "toy.h5")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny() -> tuple[str, ...]:
     """Policy overrides for a tiny, fast model."""
     return TINY

@@ -14,17 +14,18 @@ from collections.abc import MutableMapping, Sequence
 
 import typer
 
-from vla.cli import data, env, models, planning, ros2, runtime, train
+from vla.cli import dagger, data, env, models, planning, ros2, runtime, train
 from vla.registry import UnknownNameError
 
 app = typer.Typer(help="vla: Vision-Language-Action policies on a CPU.", no_args_is_help=True)
 bench = typer.Typer(help="Benchmarks; each prints a table and ends with one JSON line.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
 
-for area in (env, data, models, train, runtime, ros2, planning):
+for area in (env, data, models, train, dagger, runtime, ros2, planning):
     area.register(app, bench)
 
 # Commands that own the machine (one training process, the demo, the model benchmark).
+# Not `dagger`: its rollout workers run while its own process waits, and they would inherit spinning.
 _ALONE = (("bench", "model"), ("train",), ("models",), ("demo",))
 
 

@@ -86,6 +86,17 @@ class GroundingSuite(Protocol):
     ) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class LabellingSuite(Protocol):
+    """A suite whose experts can act from any state another actor reached (`vla dagger` asks them).
+
+    `labeller(env)` returns an expert that follows the scene as it is instead of its own script's
+    schedule; its `label` (or its action) is the label of every state visited.
+    """
+
+    def labeller(self, env: Env) -> Expert: ...
+
+
 _SUITES: dict[str, Callable[[], Suite]] = {}
 # The suite commands and configs use when none is named.
 DEFAULT_SUITE = "tabletop"

@@ -134,3 +134,44 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"'{path}' is not valid JSON: {e}") from e
+
+
+def start_from(
+    directory: str | Path, config: PolicyConfig, *, embodiment: Embodiment, device: str | torch.device = "cpu"
+) -> Policy:
+    """Loads a checkpoint to fine-tune: the policy it holds, checked against the run it starts.
+
+    Args:
+        directory: the checkpoint directory.
+        config: the policy config the new run builds (preset + overrides); it must be the checkpoint's.
+        embodiment: the new data's robot; the checkpoint must be able to drive it.
+        device: where the policy goes.
+
+    Raises:
+        ValueError: the configs differ (the differing keys are named) or the robot does not fit.
+    """
+    policy = load_policy(directory, device=device)
+    saved, wanted = _flat(policy.config.to_dict()), _flat(config.to_dict())
+    # The vocabulary of a "vocab" encoder comes from the first run's data; the checkpoint's one is kept.
+    diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k) and "vocab" not in k)
+    if diff:
+        raise ValueError(
+            f"init_from {directory}: its policy config differs from this run's in {diff[:8]}; "
+            "use the checkpoint's preset and overrides"
+        )
+    problems = policy.embodiment.compatible_with(embodiment)
+    if problems:
+        raise ValueError(
+            f"init_from {directory} ({policy.embodiment.name}) cannot drive the data's robot: {problems}"
+        )
+    return policy
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True)
+    return out

@@ -56,6 +56,10 @@ class MetaWorldSuite:
         """Meta-World's scripted policy for the env's task."""
         return MetaWorldExpert(env)
 
+    def labeller(self, env: Any) -> MetaWorldExpert:
+        """The same scripted policy: it keeps no state, so it labels any visited state."""
+        return MetaWorldExpert(env)
+
     def embodiment(self, image_size: tuple[int, int] = (64, 64)) -> Embodiment:
         """The Sawyer every Meta-World task shares."""
         return make_embodiment(image_size)

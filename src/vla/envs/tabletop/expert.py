@@ -43,6 +43,9 @@ PUSH_Z = 0.024  # m, TCP height while pushing
 # descended diagonally from up to 2 cm off, and a traced stack rollout dropped 6 cm while 3 cm off to the
 # side and closed there (the block then sat on a pad's edge and slipped; docs/measured.md).
 OVER_TOL = 0.004
+# Relabelling a push: an object more than this (m) to the side of the pushing hand's line is no longer
+# being pushed (the fingers are 2 cm wide), so the script goes back behind it.
+PUSH_LINE_TOL = 0.025
 
 
 @dataclass
@@ -77,7 +80,9 @@ def _rz(yaw: float) -> np.ndarray:
 class TabletopExpert:
     """Scripted demonstrator for a `TabletopEnv` (any family, any split, either action mode)."""
 
-    def __init__(self, env: TabletopEnv, *, noise: float = 0.002, dart_noise: float = 0.006) -> None:
+    def __init__(
+        self, env: TabletopEnv, *, noise: float = 0.002, dart_noise: float = 0.006, relabel: bool = False
+    ) -> None:
         if not isinstance(env, TabletopEnv):
             raise TypeError(f"TabletopExpert needs a TabletopEnv, got {type(env).__name__}")
         if noise < 0:
@@ -90,6 +95,12 @@ class TabletopExpert:
         # demonstration records the expert's clean intent (`label`), so a dataset shows how to recover
         # from the small drifts a learned policy makes, instead of only the expert's own perfect path.
         self.dart_noise = dart_noise
+        # Labelling states another actor visits (DAgger, `relabel`): the script follows the scene instead
+        # of its own schedule. A phase that waits for a tolerance never times out (the policy, not the
+        # script, decides how long the approach takes); a grasp the policy made skips to the carry; a
+        # lost object or a push that slid off its line starts over, with no retry limit; the push starts
+        # behind where the object is now. Off by default: the demonstrations stay as they were.
+        self.relabel = relabel
         self.label: np.ndarray | None = None
         self._episode = -1
         self._phases: list[Phase] = []
@@ -128,11 +139,14 @@ class TabletopExpert:
         if self._lost_object():
             self._phase, self._phase_steps = 0, 0
             self._retries += 1
+        if self.relabel:
+            self._follow_scene(pos)
         while self._phase < len(self._phases):
             ph = self._phases[self._phase]
             target = ph.waypoint()
             done_by_tol = ph.tol is not None and np.linalg.norm(target - pos) < ph.tol
-            if done_by_tol or self._phase_steps >= ph.steps:
+            timed_out = self._phase_steps >= ph.steps and not (self.relabel and ph.tol is not None)
+            if done_by_tol or timed_out:
                 self._phase += 1
                 self._phase_steps = 0
                 continue
@@ -170,7 +184,25 @@ class TabletopExpert:
             return False
         task = self.env.task
         assert task is not None
-        return self._retries < MAX_RETRIES and task.target not in self.env.sim_state().gripper_contacts
+        retry = self.relabel or self._retries < MAX_RETRIES
+        return retry and task.target not in self.env.sim_state().gripper_contacts
+
+    def _follow_scene(self, pos: np.ndarray) -> None:
+        """Relabelling: moves the script to where the scene is (see `relabel` in `__init__`)."""
+        task = self.env.task
+        assert task is not None
+        names = [ph.name for ph in self._phases]
+        if "lift" in names and self._phase < names.index("lift"):
+            held = task.target in self.env.sim_state().gripper_contacts
+            closed = float(self.env.robot_state()[self.env.embodiment.state_slice("gripper")][0]) < 0.07
+            if held and closed:  # the policy grasped it: carry on from the lift
+                self._phase, self._phase_steps = names.index("lift"), 0
+        if task.family == "push" and self._phase < len(names) and names[self._phase] == "push":
+            d = np.array([*tasks.DIRECTION_VECTORS[task.direction or "left"], 0.0])
+            rel = self.env.object_position(task.target) - pos
+            side = float(np.linalg.norm(rel[:2] - (rel[:2] @ d[:2]) * d[:2]))
+            if side > PUSH_LINE_TOL or float(rel[:2] @ d[:2]) < 0.0:  # slid off the line, or behind the hand
+                self._phase, self._phase_steps = 0, 0
 
     # ------------------------------------------------------------------ scripts
     def _plan(self, spec: tasks.EpisodeSpec) -> list[Phase]:
@@ -208,15 +240,19 @@ class TabletopExpert:
             d = np.array([*tasks.DIRECTION_VECTORS[spec.direction], 0.0])
             start = env.object_position(t)
             self._yaw = 0.0
-            behind = start - d * (obj.SHAPE_SPECS[t[1]].radius + 0.035)
-            # Finger tips 12 mm above the table: pads dragged along the table (friction 1.5) twisted
-            # the wrist against its 12 Nm limit and jammed the push.
-            behind[2] = PUSH_Z
+            reach = obj.SHAPE_SPECS[t[1]].radius + 0.035
+
+            def behind() -> np.ndarray:
+                # Finger tips 12 mm above the table: pads dragged along the table (friction 1.5)
+                # twisted the wrist against its 12 Nm limit and jammed the push.
+                here = env.object_position(t) if self.relabel else start
+                return np.array([*(here - d * reach)[:2], PUSH_Z])
+
             goal = start + d * (tasks.PUSH_DISTANCE + 0.03)
             goal[2] = PUSH_Z
             return [
-                Phase("above", lambda: behind + np.array([0.0, 0.0, 0.08]), 1.0, 0.015, 25),
-                Phase("descend", lambda: behind, 1.0, 0.006, 15, 0.04),
+                Phase("above", lambda: behind() + np.array([0.0, 0.0, 0.08]), 1.0, 0.015, 25),
+                Phase("descend", behind, 1.0, 0.006, 15, 0.04),
                 Phase("push", lambda: goal, 1.0, 0.006, 30, 0.025),
                 Phase("retreat", lambda: goal + np.array([0.0, 0.0, 0.1]), 0.0, 0.02, 10),
             ]

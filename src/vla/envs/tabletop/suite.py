@@ -78,6 +78,14 @@ class TabletopSuite:
 
         return LongHorizonExpert(env) if isinstance(env, LongHorizonEnv) else TabletopExpert(env)
 
+    def labeller(self, env: Any) -> TabletopExpert:
+        """The expert in relabelling mode (`TabletopExpert(relabel=True)`): it labels any visited state."""
+        from vla.envs.tabletop.long_env import LongHorizonEnv, LongHorizonExpert
+
+        if isinstance(env, LongHorizonEnv):
+            return LongHorizonExpert(env, relabel=True)
+        return TabletopExpert(env, relabel=True)
+
     def make_long_horizon(
         self,
         kind: str,
