@@ -216,6 +216,8 @@ class EvalConfig:
         oracle_features: diagnostic for policies that estimate episode features (grounding): act
             on the env's true values (the reset `info[name]`) instead of the policy's own held estimate, which
             separates perception errors from control errors. Results say so; never a headline figure.
+        perturb: sensor perturbations of what the policy observes, "kind=value", composed in order
+            (`vla.rollout.perturb`: noise, blur, dropout, occluder, state_noise).
     """
 
     checkpoint: str
@@ -233,8 +235,13 @@ class EvalConfig:
     out: str = "runs/eval"
     threads_per_worker: int = 1
     oracle_features: bool = False
+    perturb: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from vla.rollout.perturb import Perturbation
+
+        for spec in self.perturb:
+            Perturbation.parse(spec)  # a bad spec fails here, before any rollout
         if self.episodes_per_task <= 0:
             raise ValueError(f"EvalConfig.episodes_per_task must be positive, got {self.episodes_per_task}")
         if self.workers <= 0:

@@ -95,7 +95,15 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
     cfg = replace(cfg, execute_steps=cfg.execute_steps or policy.config.steps_per_chunk)
     size = (int(policy.embodiment.image_size[0]), int(policy.embodiment.image_size[1]))
     jobs = [
-        EpisodeJob(cfg.suite, fam, cfg.seed + i, cfg.split, size, record_frames=i < cfg.videos_per_family)
+        EpisodeJob(
+            cfg.suite,
+            fam,
+            cfg.seed + i,
+            cfg.split,
+            size,
+            record_frames=i < cfg.videos_per_family,
+            perturb=cfg.perturb,
+        )
         for fam in families
         for i in range(cfg.episodes_per_task)
     ]
@@ -171,6 +179,7 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
         "wall_s": wall_s,
         "episodes_per_s": n / wall_s if wall_s > 0 else 0.0,
         "split": cfg.split,
+        "perturb": list(cfg.perturb),
         "suite": cfg.suite,
         "checkpoint": cfg.checkpoint,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},

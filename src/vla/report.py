@@ -134,11 +134,13 @@ def _html(summary: dict[str, Any], *, videos: list[Path], overlay: str | None) -
         if overlay
         else ""
     )
+    perturb = summary.get("perturb") or []
+    perturbed = f", perturbed: {html.escape(', '.join(perturb))}" if perturb else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>vla evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}
 figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
-<h1>Evaluation: {html.escape(summary["suite"])} / {html.escape(summary["split"])}</h1>
+<h1>Evaluation: {html.escape(summary["suite"])} / {html.escape(summary["split"])}{perturbed}</h1>
 <p>Checkpoint <code>{html.escape(summary["checkpoint"])}</code>. Overall success
 <b>{100 * summary["success_rate"]:.1f}%</b> (mean over families; pooled 95% interval
 {100 * summary["ci95"][0]:.0f}–{100 * summary["ci95"][1]:.0f}%) over {summary["episodes"]} episodes.

@@ -124,6 +124,13 @@ def eval_cmd(
     set_: Annotated[
         list[str] | None, Opt("--set", "-s", help="any EvalConfig field key=value (repeatable)")
     ] = None,
+    perturb: Annotated[
+        list[str] | None,
+        Opt(
+            help="sensor perturbation KIND=VALUE, repeatable, composed: noise=STD, blur=SIGMA, "
+            "dropout=CAMERA|P, occluder=FRACTION, state_noise=STD"
+        ),
+    ] = None,
     executor: Annotated[str, Opt(help="long-horizon splits: policy (--checkpoint) | expert")] = "policy",
     planner: Annotated[str, Opt(help="long-horizon splits: planner backend (`vla run --help`)")] = "smollm2",
     planner_url: Annotated[str | None, Opt(help="long-horizon splits: HTTP planner base URL")] = None,
@@ -184,8 +191,9 @@ def eval_cmd(
             controller=controller,
             execute_steps=execute_steps,
             safety=not unsafe_no_filter,
-            out=str(out or checkpoint.parent / f"eval_{split}{'_oracle' if oracle_features else ''}"),
+            out=str(out or checkpoint.parent / _default_eval_dir(split, oracle_features, perturb or [])),
             oracle_features=oracle_features,
+            perturb=tuple(perturb or ()),
         )
         cfg = apply_overrides(cfg, set_ or [])
         if cfg.oracle_features:
@@ -197,6 +205,12 @@ def eval_cmd(
     table = getattr(get_suite(suite), "comparison_table", None)
     if callable(table):  # a suite with published results to stand next to (Meta-World's MT50 table)
         typer.echo(table(results))
+
+
+def _default_eval_dir(split: str, oracle: bool, perturb: list[str]) -> str:
+    """eval_<split>[_oracle][_<perturbations>]: a perturbed run never overwrites a clean one."""
+    tail = "".join(f"_{p.replace('=', '')}" for p in perturb)
+    return f"eval_{split}{'_oracle' if oracle else ''}{tail}"
 
 
 def print_results(results: dict) -> None:
@@ -216,6 +230,8 @@ def print_results(results: dict) -> None:
         k: results[k]
         for k in ("success_rate", "success_rate_per_family", "latency_ms", "safety_interventions", "split")
     }
+    if results.get("perturb"):
+        headline["perturb"] = results["perturb"]
     if "success_rate_per_group" in results:
         headline["success_rate_per_group"] = results["success_rate_per_group"]
     typer.echo(json.dumps(headline))

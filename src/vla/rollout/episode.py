@@ -29,6 +29,8 @@ class EpisodeJob:
         randomize: domain randomization in the env.
         record_frames: keep the camera frames (for a video) and the first observation.
         record_steps: keep observations, actions and rewards of every step (for datasets).
+        perturb: sensor perturbations of what the actor observes ("kind=value",
+            `vla.rollout.perturb`); recorded steps and frames are the perturbed ones it saw.
     """
 
     suite: str
@@ -40,6 +42,7 @@ class EpisodeJob:
     randomize: bool = False
     record_frames: bool = False
     record_steps: bool = False
+    perturb: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):

@@ -16,6 +16,7 @@ import numpy as np
 
 from vla.envs.base import Env, Suite
 from vla.rollout.episode import ActorStats, EpisodeJob, EpisodeResult, trajectory_jerk
+from vla.rollout.perturb import Perturber
 
 # Stream index of the beta-mixing draws, so they never coincide with an env's or an expert's stream.
 _MIX_STREAM = 11
@@ -157,7 +158,9 @@ def run_episode(
     start = time.perf_counter()
     obs, _ = env.reset(seed=int(job.seed))
     instruction = str(obs["instruction"])
-    rec = _Recording(job, obs, labelled=labeller is not None)
+    view = Perturber(job.perturb, seed=int(job.seed))  # what the actor sees; the labeller sees obs
+    seen = view(obs)
+    rec = _Recording(job, seen, labelled=labeller is not None)
     mix = np.random.default_rng([int(job.seed), _MIX_STREAM])
     ee = _ee_slice(env)
     path = [] if ee is None else [obs["state"][ee]]
@@ -168,7 +171,7 @@ def run_episode(
         if labeller is not None:
             labeller.reset()
         for _ in range(env.max_steps):
-            action = np.asarray(actor.act(obs), dtype=np.float32)
+            action = np.asarray(actor.act(seen), dtype=np.float32)
             executed, label, from_labeller = action, None, False
             if labeller is not None:
                 # Asked on the state the actor is in, before the env moves on (DAgger's query).
@@ -176,8 +179,9 @@ def run_episode(
                 label = _label(labeller, proposal)
                 if beta > 0 and mix.random() < beta:
                     executed, from_labeller = proposal, True
-            rec.step(obs, _label(actor, action), label, from_labeller)
+            rec.step(seen, _label(actor, action), label, from_labeller)
             obs, reward, terminated, truncated, info = env.step(executed)
+            seen = view(obs)
             rec.reward(reward)
             if ee is not None:
                 path.append(obs["state"][ee])
@@ -204,7 +208,7 @@ def run_episode(
         interventions_by_reason=dict(stats.interventions_by_reason),
         physical_by_reason=dict(stats.physical_by_reason),
         extras=dict(stats.extras),
-        frames=rec.frames_with(obs),
+        frames=rec.frames_with(seen),
         first_obs=rec.first,
         steps_data=rec.steps_data(),
     )
