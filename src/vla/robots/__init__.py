@@ -1,0 +1,1 @@
+"""Robots shared across suites: each package declares one embodiment (model, controller, limits)."""

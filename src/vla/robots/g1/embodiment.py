@@ -1,0 +1,112 @@
+"""The G1 at a table as an `Embodiment`: one action group per head (issue 22), state layout, limits.
+
+Action vector (A = 22), in order: left_arm (6), right_arm (6), hands (2), waist (3), base (3),
+balance (2). Arm and balance quantities are in the heading frame (`wbc` module doc): x forward
+between the feet, y to the robot's left, z up.
+"""
+
+from __future__ import annotations
+
+import mujoco
+
+from vla.robots.g1 import layout
+from vla.robots.g1.wbc import WBCConfig
+from vla.spaces import ActionGroup, ActionSpace, Embodiment, StateField
+
+NAME = "unitree_g1_tabletop"
+# One action per 0.1 s, like the Panda suite: policies and datasets share one rate, and 10 Hz leaves
+# 20 physics steps of 5 ms per action for the servos to follow the plan.
+CONTROL_HZ = 10.0
+CAMERAS = ("head", "left_wrist", "right_wrist")
+# Palm deltas per step: 4 cm and 0.2 rad per 0.1 s (0.4 m/s, 2 rad/s), about the Panda's (5 cm,
+# 0.25 rad); a little lower because a fast arm swing moves the humanoid's CoM and unloads a foot.
+MAX_DPOS = 0.04
+MAX_DROT = 0.2
+# Waist angle targets, rad: (yaw, roll, pitch). Narrower than the joints' own ranges (±2.62, ±0.52,
+# ±0.52): beyond these the upper body's CoM shift (~0.1 m) leaves too little support margin.
+WAIST_LOW = (-0.6, -0.25, -0.2)
+WAIST_HIGH = (0.6, 0.25, 0.4)
+# Planar base velocity (vx m/s, vy m/s, yaw rate rad/s). Phase 1 does not walk: the robot refuses a
+# nonzero base command (docs/robots.md#walking), so the bounds are those a quasi-static stepping
+# routine could follow later; the group is declared now so datasets keep one layout.
+BASE_LOW = (-0.2, -0.1, -0.4)
+BASE_HIGH = (0.2, 0.1, 0.4)
+# CoM offset from the support centre, m (x, y). The stance is 0.17 m long and 0.30 m wide; the
+# controller further clips the target to stay `WBCConfig.com_margin` inside the polygon.
+COM_LOW = (-0.05, -0.10)
+COM_HIGH = (0.05, 0.10)
+# Palm target box, m, heading frame: in front of the body, from just above a 0.74 m desk to shoulder
+# height. Its far corners lie beyond the arms' ~0.5 m reach; there the controller's lead limit
+# (`WBCConfig.max_hand_lead`) keeps the target from running away from the hand.
+WORKSPACE_LOW = (0.10, -0.50, 0.74)
+WORKSPACE_HIGH = (0.55, 0.50, 1.15)
+CLOSURE_UNITS = "fraction (0 open, 1 closed)"
+
+WHOLE_BODY = ActionSpace(
+    name="whole_body",
+    groups=(
+        ActionGroup(
+            "left_arm", 6, (-MAX_DPOS,) * 3 + (-MAX_DROT,) * 3, (MAX_DPOS,) * 3 + (MAX_DROT,) * 3, "m, rad"
+        ),
+        ActionGroup(
+            "right_arm", 6, (-MAX_DPOS,) * 3 + (-MAX_DROT,) * 3, (MAX_DPOS,) * 3 + (MAX_DROT,) * 3, "m, rad"
+        ),
+        ActionGroup("hands", 2, (0.0, 0.0), (1.0, 1.0), CLOSURE_UNITS),
+        ActionGroup("waist", 3, WAIST_LOW, WAIST_HIGH, "rad (yaw, roll, pitch targets)"),
+        ActionGroup("base", 3, BASE_LOW, BASE_HIGH, "m/s, m/s, rad/s (vx, vy, yaw rate)"),
+        ActionGroup("balance", 2, COM_LOW, COM_HIGH, "m (CoM offset x, y)"),
+    ),
+    description=(
+        "per arm: palm position delta (m) and rotation-vector delta (rad), heading frame; hand closure "
+        "per hand; waist joint targets; base velocity; CoM offset from the support centre"
+    ),
+)
+
+ACTUATED_JOINTS = layout.BODY_JOINTS + layout.HAND_JOINTS
+STATE_FIELDS = (
+    StateField(
+        "joint_pos", len(ACTUATED_JOINTS), "rad (legs, waist, left arm, right arm, left hand, right hand)"
+    ),
+    StateField("joint_vel", len(ACTUATED_JOINTS), "rad/s (same order)"),
+    StateField("pelvis_height", 1, "m above the floor"),
+    StateField("pelvis_quat", 4, "unit quaternion (w, x, y, z), w >= 0, world frame"),
+    StateField("left_hand_pos", 3, "m (palm, heading frame)"),
+    StateField("right_hand_pos", 3, "m (palm, heading frame)"),
+    StateField("com_offset", 2, "m (CoM ground point minus support centre, heading frame)"),
+    StateField("balance_margin", 1, "m (CoM to support polygon edge, > 0 inside)"),
+)
+
+
+def make_embodiment(
+    model: mujoco.MjModel, image_size: tuple[int, int] = (96, 96), wbc_cfg: WBCConfig | None = None
+) -> Embodiment:
+    """Returns the G1's embodiment; joint limits are read from `model` (the compiled G1 scene).
+
+    Args:
+        model: from `vla.robots.g1.model.build_model`.
+        image_size: (height, width) of the camera images.
+        wbc_cfg: the controller settings whose joint speed limits are declared (defaults if None).
+    """
+    ids = [model.joint(n).id for n in ACTUATED_JOINTS]
+    speeds = wbc_cfg or WBCConfig()
+    h, w = image_size
+    return Embodiment(
+        name=NAME,
+        action_spaces=(WHOLE_BODY,),
+        state_fields=STATE_FIELDS,
+        cameras=CAMERAS,
+        image_size=(int(h), int(w)),
+        control_hz=CONTROL_HZ,
+        joint_low=tuple(float(model.jnt_range[j, 0]) for j in ids),
+        joint_high=tuple(float(model.jnt_range[j, 1]) for j in ids),
+        # The speed limits the controller's plan respects (a controller choice, see WBCConfig).
+        max_joint_velocity=tuple(
+            speeds.finger_speed if n in layout.HAND_JOINTS else speeds.body_speed for n in ACTUATED_JOINTS
+        ),
+        workspace_low=WORKSPACE_LOW,
+        workspace_high=WORKSPACE_HIGH,
+        gripper_range=(0.0, 1.0),
+        # `G1Robot.step` clips every action to the bounds and the controller clips palm targets to
+        # the workspace box, as a robot driver would.
+        driver_clips=("action_bounds", "workspace"),
+    )

@@ -1,0 +1,203 @@
+"""The simulated G1: model, data, whole-body controller and cameras behind reset / step / state / render.
+
+One `step(action)` is one control period (1 / control_hz s): the controller plans once, then the
+physics runs `substeps` steps, the feed-forward torque being refreshed at every physics step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+from vla.robots.g1 import balance, layout
+from vla.robots.g1 import embodiment as emb
+from vla.robots.g1.model import CAMERAS, STAND_KEY, G1SceneConfig, build_model
+from vla.robots.g1.wbc import WBCCommand, WBCConfig, WholeBodyController
+from vla.spaces import Embodiment
+
+# Seeded reset noise on the arm joints, rad (std): enough to vary episodes, small enough that the
+# palms start within ~1 cm of the working posture's.
+ARM_RESET_NOISE = 0.02
+
+
+@dataclass(frozen=True)
+class G1RobotConfig:
+    """How `G1Robot` is built.
+
+    Attributes:
+        scene: model options (image size, table, timestep).
+        wbc: controller weights and limits.
+    """
+
+    scene: G1SceneConfig = field(default_factory=G1SceneConfig)
+    wbc: WBCConfig = field(default_factory=WBCConfig)
+
+    def build(self) -> G1Robot:
+        return G1Robot(self)
+
+
+class G1Robot:
+    """The G1 standing at a table, driven by `Embodiment` actions (A = 22, see `embodiment`)."""
+
+    def __init__(self, cfg: G1RobotConfig | None = None) -> None:
+        self.cfg = cfg or G1RobotConfig()
+        self.model = build_model(self.cfg.scene)
+        self.data = mujoco.MjData(self.model)
+        self.embodiment: Embodiment = emb.make_embodiment(self.model, self.cfg.scene.image_size, self.cfg.wbc)
+        self.space = self.embodiment.action_space()
+        self._low, self._high = self.space.low.astype(np.float64), self.space.high.astype(np.float64)
+        key = self.model.key(STAND_KEY).id
+        self.posture = layout.posture_qpos(self.model, self.model.key_qpos[key], layout.READY_POSTURE)
+        self.controller = WholeBodyController(
+            self.model,
+            self.posture,
+            workspace_low=emb.WORKSPACE_LOW,
+            workspace_high=emb.WORKSPACE_HIGH,
+            cfg=self.cfg.wbc,
+        )
+        self.control_dt = 1.0 / self.embodiment.control_hz
+        self.substeps = max(1, round(self.control_dt / self.model.opt.timestep))
+        self.joints = layout.JointIndex.of(self.model, emb.ACTUATED_JOINTS)
+        self.balance_ids = balance.BalanceIds.of(self.model)
+        self._site_ids = [self.model.site(s).id for s in (layout.LEFT_HAND_SITE, layout.RIGHT_HAND_SITE)]
+        self._joint_targets = self.posture[self.controller.actuated_qpos].copy()
+        self._renderer: mujoco.Renderer | None = None
+        self._cam_ids = [self.model.camera(c).id for c in CAMERAS]
+        self.reset(0)
+
+    # -- episode -----------------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Puts the robot in the working posture (arm joints jittered by `seed`); returns `state()`."""
+        rng = np.random.default_rng(seed)
+        qpos = self.posture.copy()
+        arms = layout.JointIndex.of(self.model, layout.LEFT_ARM_JOINTS + layout.RIGHT_ARM_JOINTS)
+        qpos[arms.qpos] = np.clip(
+            qpos[arms.qpos] + rng.normal(0.0, ARM_RESET_NOISE, len(arms.qpos)), arms.low, arms.high
+        )
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[:] = qpos
+        mujoco.mj_forward(self.model, self.data)
+        self.controller.reset(qpos)
+        self._joint_targets = qpos[self.controller.actuated_qpos].copy()
+        self.data.ctrl[:] = self.controller.actuator_targets(self._joint_targets)
+        return self.state()
+
+    def validate(self, action: np.ndarray) -> np.ndarray:
+        """Returns `action` as float64 [A] clipped to the bounds; raises ValueError if it is malformed.
+
+        Malformed: not a float array of shape [A], or any NaN/inf. Such an action is refused whole
+        (the robot keeps its last targets) rather than partly applied.
+        """
+        a = np.asarray(action)
+        if a.shape != (self.space.dim,):
+            raise ValueError(f"G1 action must have shape ({self.space.dim},), got {a.shape}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"G1 action must be a float array, got dtype {a.dtype}")
+        if not np.all(np.isfinite(a)):
+            bad = [g.name for g in self.space.groups if not np.all(np.isfinite(a[self.space.slice(g.name)]))]
+            raise ValueError(f"G1 action has NaN/inf in groups {bad}; refused, targets held")
+        a = np.clip(a.astype(np.float64), self._low, self._high)
+        if np.any(a[self.space.slice("base")] != 0.0):
+            raise ValueError(
+                "G1 phase 1 does not walk: the base command must be 0 (docs/robots.md#walking), "
+                f"got {a[self.space.slice('base')].tolist()}"
+            )
+        return a
+
+    def command(self, action: np.ndarray) -> WBCCommand:
+        """Splits a validated action (float [A]) into the controller's command."""
+        s = self.space.slice
+        left, right = action[s("left_arm")], action[s("right_arm")]
+        return WBCCommand(
+            left_dpos=left[:3],
+            left_drot=left[3:],
+            right_dpos=right[:3],
+            right_drot=right[3:],
+            closure=action[s("hands")],
+            waist=action[s("waist")],
+            com_offset=action[s("balance")],
+        )
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        """Applies one action for one control period; returns `state()`.
+
+        Raises:
+            ValueError: the action is malformed (see `validate`); nothing is applied.
+        """
+        cmd = self.command(self.validate(action))
+        start = self.data.ctrl.copy()
+        self._joint_targets = self.controller.plan(cmd, self.control_dt)
+        end = self.controller.actuator_targets(self._joint_targets)
+        # Ramp the servo targets over the control period instead of jumping at 10 Hz: the jumps
+        # jerked the whole body and the feet slid ~2 cm over a 5 cm reach.
+        for k in range(1, self.substeps + 1):
+            self.data.ctrl[:] = start + (end - start) * (k / self.substeps)
+            mujoco.mj_step(self.model, self.data)
+        return self.state()
+
+    def hold(self, steps: int = 1) -> None:
+        """Runs `steps` control periods with the zero (hold) action."""
+        zero = np.zeros(self.space.dim)
+        for _ in range(steps):
+            self.step(zero)
+
+    # -- observation -------------------------------------------------------------------------------
+
+    def balance(self) -> balance.BalanceState:
+        """The measured balance (CoM, support polygon, margin, pelvis height, tilt)."""
+        return balance.measure(self.data, self.balance_ids)
+
+    @property
+    def fallen(self) -> bool:
+        return self.balance().fallen
+
+    @property
+    def balance_margin(self) -> float:
+        """Signed CoM-to-support-polygon-edge distance, m (> 0 inside)."""
+        return self.balance().margin
+
+    def palm_positions(self) -> np.ndarray:
+        """float [2, 3]: (left, right) palm positions, world frame, m."""
+        return self.data.site_xpos[self._site_ids].copy()
+
+    def state(self) -> np.ndarray:
+        """Returns the float32 state vector laid out as `embodiment.state_fields`."""
+        origin, rot = self.controller.heading()
+        bal = self.balance()
+        palms = (self.palm_positions() - origin) @ rot  # rows: rot.T @ (p - origin)
+        quat = self.data.qpos[3:7].copy()
+        quat = quat if quat[0] >= 0 else -quat
+        polygon = bal.polygon if len(bal.polygon) else self.controller.support_polygon()
+        com_offset = (rot.T @ np.append(bal.com[:2] - balance.polygon_centroid(polygon), 0.0))[:2]
+        return np.concatenate(
+            [
+                self.data.qpos[self.joints.qpos],
+                self.data.qvel[self.joints.dof],
+                [bal.pelvis_height],
+                quat,
+                palms[0],
+                palms[1],
+                com_offset,
+                [bal.margin if np.isfinite(bal.margin) else -1.0],
+            ]
+        ).astype(np.float32)
+
+    def render(self) -> dict[str, np.ndarray]:
+        """Returns {camera: uint8 [H, W, 3]} for `CAMERAS`."""
+        if self._renderer is None:
+            h, w = self.cfg.scene.image_size
+            self._renderer = mujoco.Renderer(self.model, h, w)
+        images = {}
+        for name, cam in zip(CAMERAS, self._cam_ids, strict=True):
+            self._renderer.update_scene(self.data, cam)
+            images[name] = self._renderer.render().copy()
+        return images
+
+    def close(self) -> None:
+        """Frees the GL context (EGL otherwise complains at exit)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
