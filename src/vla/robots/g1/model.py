@@ -50,9 +50,9 @@ class G1SceneConfig:
 
     Attributes:
         image_size: (height, width) of every camera image, px.
-        timestep: physics step, s. Menagerie uses 2 ms; 5 ms tracks palm targets as well as 4 ms
-            (~4-6 mm) at 2.5x fewer steps, while 10 ms let the light wrist and finger links go
-            unstable (10 cm palm errors) under the 500 N·m/rad servos (measured, docs/robots.md).
+        timestep: physics step, s. Menagerie uses 2 ms. 5 ms tracks the palms to a few mm with 2.5x
+            fewer steps; at 10 ms the light wrist links went unstable under the 500 N·m/rad servos
+            (10 cm palm errors, measured; docs/robots.md).
         table: add a table in front of the robot.
         table_height: table top above the floor, m. A standard desk (0.74 m): ~5 cm under the palms
             of the working posture (`layout.READY_POSTURE`). The G1 is 1.32 m tall: its palms reach

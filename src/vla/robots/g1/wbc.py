@@ -46,8 +46,9 @@ class WBCConfig:
             ~1/3 of the half foot length, room for the tracking error of the real CoM.
         max_hand_lead: a palm target is kept within this distance of the planned palm, m, so an
             unreachable target cannot wind up and then jerk the arm when it becomes reachable.
-        body_speed, finger_speed: joint speed limits the plan respects, rad/s (a controller choice
-            well under the G1's motor limits; Menagerie declares none).
+        body_speed, finger_speed: joint speed limits the plan respects, rad/s (a controller choice;
+            Menagerie declares none). The finger servos saturate at 1.4 N·m, which brakes a finger
+            from 2 rad/s within ~0.02 rad; at 6 rad/s they overshot closed targets by 0.4 rad.
         gravity_compensation: feed the static torque forward through the position targets.
     """
 
@@ -63,7 +64,7 @@ class WBCConfig:
     com_margin: float = 0.03
     max_hand_lead: float = 0.10
     body_speed: float = 3.0
-    finger_speed: float = 6.0
+    finger_speed: float = 2.0
     gravity_compensation: bool = True
 
     def __post_init__(self) -> None:
