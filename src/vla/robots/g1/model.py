@@ -201,10 +201,11 @@ def _add_hand_frames(spec: mujoco.MjSpec) -> None:
         wrist = spec.body(f"{side}_wrist_yaw_link")
         palm = _PALM_IN_WRIST * np.array([1.0, sign, 1.0])
         wrist.add_site(name=f"{side}_palm", pos=palm.tolist(), size=[0.01, 0.01, 0.01], group=5)
-        # Above the wrist (+z of the wrist frame is world-up in the working posture), looking forward
-        # and down past the fingers at the grasp region, so the fingertips sit at the image bottom.
-        cam_pos = np.array([0.04, 0.0, 0.06])
-        target = np.array([0.25, -0.045 * sign, -0.03])
+        # Behind and above the wrist (+z of the wrist frame is world-up in the working posture),
+        # looking forward and down over the hand: fingers in the lower half, the table ahead above.
+        # Closer in, the palm's own hull filled most of the image.
+        cam_pos = np.array([-0.02, 0.0, 0.09])
+        target = np.array([0.30, -0.045 * sign, -0.06])
         quat = look_at_quat(cam_pos, target, up=np.array([0.0, 0.0, 1.0]))
         wrist.add_camera(name=f"{side}_wrist", pos=cam_pos.tolist(), quat=quat.tolist(), fovy=80.0)
 
