@@ -21,6 +21,7 @@ import mujoco
 from vla.robots.g1 import balance, layout
 from vla.robots.g1.model import CAMERAS, g1_xml_path
 from vla.robots.g1.robot import G1Robot
+from vla.robots.g1.wbc import WBCCommand
 from vla.spaces import Embodiment
 
 SECONDS_10 = 100  # control steps at 10 Hz
@@ -143,6 +144,30 @@ def test_small_push_is_not_a_fall(robot: G1Robot) -> None:
     assert not robot.fallen
 
 
+def test_waist_lean_at_its_joint_limits_is_not_a_fall(robot: G1Robot) -> None:
+    # Past the action bounds (which the robot clips to) through the controller: roll and pitch at
+    # their 0.52 rad joint limits tilt the torso ~0.7 rad, beyond FALL_TILT, while the robot stands.
+    robot.reset(9)
+    z = WBCCommand.zero()
+    lean = WBCCommand(
+        z.left_dpos,
+        z.left_drot,
+        z.right_dpos,
+        z.right_drot,
+        z.closure,
+        np.array([0, 0.52, 0.52]),
+        z.com_offset,
+    )
+    for _ in range(30):
+        robot.data.ctrl[:] = robot.controller.actuator_targets(robot.controller.plan(lean, robot.control_dt))
+        for _ in range(robot.substeps):
+            mujoco.mj_step(robot.model, robot.data)
+    torso_z = robot.data.body(layout.TORSO).xmat.reshape(3, 3)[2, 2]
+    assert np.arccos(torso_z) > balance.FALL_TILT
+    bal = robot.balance()
+    assert not bal.fallen and bal.margin > 0.03
+
+
 def test_malformed_actions_are_refused_and_targets_held(robot: G1Robot) -> None:
     robot.reset(5)
     robot.hold(2)
@@ -233,11 +258,13 @@ def test_margin_is_positive_exactly_inside_the_hull(
     if len(hull) < 3:
         assert margin <= 0.0
         return
-    # Inside iff p is a convex combination: compare against the half-plane test on every edge.
-    edges = zip(hull, np.roll(hull, -1, axis=0), strict=True)
-    inside = all((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) > 1e-9 for a, b in edges)
-    if inside:
+    # Compare against the half-plane test on every (counter-clockwise) edge.
+    edges = list(zip(hull, np.roll(hull, -1, axis=0), strict=True))
+    sides = [(b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) for a, b in edges]
+    if all(side > 1e-9 for side in sides):
         assert margin > 0.0
+    if any(side < -1e-9 for side in sides):
+        assert margin < 0.0
     assert abs(margin) <= 3.0  # bounded by the domain
 
 

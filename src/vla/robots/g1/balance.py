@@ -15,11 +15,14 @@ import numpy as np
 
 from vla.robots.g1 import layout
 
-# Standing pelvis height is 0.79 m (Menagerie's "stand" keyframe); a squat to reach a low table keeps
-# it above ~0.6 m, while a fall passes 0.5 m within ~0.3 s of tipping. Below this the robot is down.
+# Standing pelvis height is 0.78 m in the working posture; after a fall it lies near 0.07 m (measured
+# after pushes). 0.5 m sits between: well below any standing or crouching posture, passed early in a
+# fall. Below it the robot is down.
 FALL_PELVIS_HEIGHT = 0.5  # m
-# Torso tilt from vertical. At 0.6 rad (34°) the CoM (0.7 m up) sits ~0.4 m off its standing ground
+# Pelvis tilt from vertical. At 0.6 rad (34°) the CoM (0.7 m up) sits ~0.4 m off its standing ground
 # point, far outside the feet (0.17 m long, 0.30 m wide stance), so no ankle torque can recover it.
+# The pelvis, not the torso: the waist alone tilts the torso by 0.72 rad (roll and pitch at their
+# 0.52 rad limits) while the robot stands safely (margin 0.08 m measured).
 FALL_TILT = 0.6  # rad
 
 
@@ -32,7 +35,7 @@ class BalanceState:
         polygon: float [K, 2] support polygon vertices, counter-clockwise (K = 0 when airborne).
         margin: signed distance from the CoM's ground point to the polygon edge (m), > 0 inside.
         pelvis_height: pelvis origin height above the floor (m).
-        tilt: angle between the torso's z axis and the vertical (rad).
+        tilt: angle between the pelvis's z axis and the vertical (rad).
     """
 
     com: np.ndarray
@@ -43,7 +46,7 @@ class BalanceState:
 
     @property
     def fallen(self) -> bool:
-        """Whether the robot is down (pelvis too low) or tipping past recovery (torso too tilted)."""
+        """Whether the robot is down (pelvis too low) or tipping past recovery (pelvis too tilted)."""
         return self.pelvis_height < FALL_PELVIS_HEIGHT or self.tilt > FALL_TILT
 
 
@@ -147,13 +150,11 @@ class BalanceIds:
 
     Attributes:
         pelvis: body id of the pelvis (its subtree is the whole robot).
-        torso: body id of the torso.
         feet: geom ids of the foot contact spheres.
         floor: geom id of the floor.
     """
 
     pelvis: int
-    torso: int
     feet: frozenset[int]
     floor: int
 
@@ -169,7 +170,6 @@ class BalanceIds:
             raise ValueError("the G1 model has no foot contact spheres")
         return cls(
             pelvis=model.body(layout.PELVIS).id,
-            torso=model.body(layout.TORSO).id,
             feet=feet,
             floor=model.geom("floor").id,
         )
@@ -190,11 +190,11 @@ def measure(data: mujoco.MjData, ids: BalanceIds) -> BalanceState:
     """Returns the balance of the simulated robot in `data` (after mj_step / mj_forward)."""
     com = data.subtree_com[ids.pelvis].copy()
     polygon = convex_hull_2d(contact_points(data, ids))
-    torso_z = data.xmat[ids.torso].reshape(3, 3)[:, 2]
+    pelvis_z = data.xmat[ids.pelvis].reshape(3, 3)[:, 2]
     return BalanceState(
         com=com,
         polygon=polygon,
         margin=signed_margin(com[:2], polygon),
         pelvis_height=float(data.xpos[ids.pelvis][2]),
-        tilt=float(np.arccos(np.clip(torso_z[2], -1.0, 1.0))),
+        tilt=float(np.arccos(np.clip(pelvis_z[2], -1.0, 1.0))),
     )

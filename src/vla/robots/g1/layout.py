@@ -38,8 +38,9 @@ LEFT_FOOT_BODY, RIGHT_FOOT_BODY = "left_ankle_roll_link", "right_ankle_roll_link
 
 # The working posture for a table in front. Legs: Menagerie's "stand" with the knees bent 0.3 rad
 # (hip and ankle pitch -0.15 each keep the torso upright and the soles flat). Why bend them: a straight
-# knee is a kinematic singularity (no joint moves the pelvis vertically), where differential IK
-# takes huge knee steps; with straight legs the plan jumped by centimetres and the robot fell.
+# knee is a kinematic singularity (no joint moves the pelvis vertically), badly conditioned for
+# differential IK, and it leaves no room to lower the body. Not required to stand: straight knees
+# also stand and track here (docs/robots.md).
 # Arms: forearms raised to point forward and slightly down, palms ~5 cm above a desk-height table.
 # Shoulder pitch < 0 swings the upper arm forward; elbow and shoulder pitch act about parallel axes,
 # so the forearm sits (pitch + elbow) rad below the horizontal. Hands open: all finger joints 0 (the
