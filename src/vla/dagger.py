@@ -175,7 +175,6 @@ def _collect(
         data, embodiment=embodiment, suite=cfg.suite, features=suite_features(get_suite(cfg.suite))
     )
     beta = cfg.beta_of(r)
-    results: list[EpisodeResult] = []
     for _, result in iter_episodes(
         todo,
         PolicyActorFactory(policy),
@@ -186,19 +185,21 @@ def _collect(
         isolate=True,
     ):
         writer.append(_labelled_episode(result, r=r, beta=beta, control_hz=embodiment.control_hz))
-        results.append(result)
     compute_and_store(data)
-    steps = [res.steps_data for res in results if res.steps_data is not None]
-    acted = np.concatenate([s["labeller_acted"] for s in steps]) if steps else np.zeros(0, dtype=bool)
+    # The round's figures from the file, so a resumed round reports all its episodes.
+    with EpisodeDataset(data) as ds:
+        mine = [info for info in ds.infos if info.meta.get("dagger_round") == r]
+    steps = sum(info.length for info in mine)
+    acted = sum(int(info.meta.get("expert_acted_steps", 0)) for info in mine)
     return {
         "round": r,
         "beta": beta,
         "policy": policy,
-        "episodes": len(results),
+        "episodes": len(mine),
         "resumed_with": len(jobs) - len(todo),
-        "labelled_steps": int(acted.size),
-        "expert_acted_share": float(acted.mean()) if acted.size else 0.0,
-        "rollout_success": _mean([res.success for res in results]),
+        "labelled_steps": steps,
+        "expert_acted_share": acted / steps if steps else 0.0,
+        "rollout_success": _mean([info.success for info in mine]),
     }
 
 
@@ -212,7 +213,8 @@ def _labelled_episode(result: EpisodeResult, *, r: int, beta: float, control_hz:
     assert data is not None and "label" in data
     labelled = dataclasses.replace(result, steps_data={**data, "action": data["label"]})
     episode = result_to_episode(labelled, control_hz=control_hz)
-    episode.meta.update({"dagger_round": r, "beta": beta})
+    acted = int(np.sum(data["labeller_acted"]))
+    episode.meta.update({"dagger_round": r, "beta": beta, "expert_acted_steps": acted})
     return episode
 
 

@@ -25,8 +25,9 @@ for area in (env, data, models, train, dagger, runtime, ros2, planning):
     area.register(app, bench)
 
 # Commands that own the machine (one training process, the demo, the model benchmark).
-# Not `dagger`: its rollout workers run while its own process waits, and they would inherit spinning.
-_ALONE = (("bench", "model"), ("train",), ("models",), ("demo",))
+# `dagger` trains in its own process between rollouts; its rollout workers run one thread each, and a
+# single thread has no OpenMP team to spin.
+_ALONE = (("bench", "model"), ("train",), ("dagger",), ("models",), ("demo",))
 
 
 def configure_environment(argv: Sequence[str], environ: MutableMapping[str, str] | None = None) -> None:
