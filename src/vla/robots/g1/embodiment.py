@@ -18,8 +18,9 @@ NAME = "unitree_g1_tabletop"
 # 20 physics steps of 5 ms per action for the servos to follow the plan.
 CONTROL_HZ = 10.0
 CAMERAS = ("head", "left_wrist", "right_wrist")
-# Palm deltas per step: 4 cm and 0.2 rad per 0.1 s (0.4 m/s, 2 rad/s), about the Panda's (5 cm,
-# 0.25 rad); a little lower because a fast arm swing moves the humanoid's CoM and unloads a foot.
+# Palm deltas per step: 4 cm and 0.2 rad per 0.1 s (0.4 m/s, 2 rad/s), a little under the Panda's
+# (5 cm, 0.25 rad) because the humanoid's arm swings move its own CoM; uniformly random actions within
+# these bounds keep it standing (tests/robots/test_robots_g1.py).
 MAX_DPOS = 0.04
 MAX_DROT = 0.2
 # Waist angle targets, rad: (yaw, roll, pitch). A choice narrower than the joints' ranges (±2.62,
@@ -29,16 +30,16 @@ MAX_DROT = 0.2
 WAIST_LOW = (-0.6, -0.25, -0.2)
 WAIST_HIGH = (0.6, 0.25, 0.4)
 # Planar base velocity (vx m/s, vy m/s, yaw rate rad/s). Phase 1 does not walk: the robot refuses a
-# nonzero base command (docs/robots.md#walking), so the bounds are those a quasi-static stepping
-# routine could follow later; the group is declared now so datasets keep one layout.
+# nonzero base command (docs/robots.md#walking). The group is declared now so datasets keep one
+# layout; the bounds are a slow walk's, placeholders until a walking controller sets them.
 BASE_LOW = (-0.2, -0.1, -0.4)
 BASE_HIGH = (0.2, 0.1, 0.4)
 # CoM offset from the support centre, m (x, y). The stance is 0.17 m long and 0.30 m wide; the
 # controller further clips the target to stay `WBCConfig.com_margin` inside the polygon.
 COM_LOW = (-0.05, -0.10)
 COM_HIGH = (0.05, 0.10)
-# Palm target box, m, heading frame: in front of the body, from just above a 0.74 m desk to shoulder
-# height. Its far corners lie beyond the arms' ~0.5 m reach; there the controller's lead limit
+# Palm target box, m, heading frame: in front of the body, from a 0.74 m desk's surface to just above
+# the shoulders (1.08 m). Its far corners lie beyond the arms' ~0.5 m reach; there the controller's lead limit
 # (`WBCConfig.max_hand_lead`) keeps the target from running away from the hand.
 WORKSPACE_LOW = (0.10, -0.50, 0.74)
 WORKSPACE_HIGH = (0.55, 0.50, 1.15)
@@ -75,7 +76,7 @@ STATE_FIELDS = (
     StateField("left_hand_pos", 3, "m (palm, heading frame)"),
     StateField("right_hand_pos", 3, "m (palm, heading frame)"),
     StateField("com_offset", 2, "m (CoM ground point minus support centre, heading frame)"),
-    StateField("balance_margin", 1, "m (CoM to support polygon edge, > 0 inside)"),
+    StateField("balance_margin", 1, "m (CoM to support polygon edge, > 0 inside; -1 with no foot down)"),
 )
 
 

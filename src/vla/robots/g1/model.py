@@ -54,10 +54,10 @@ class G1SceneConfig:
             fewer steps; at 10 ms the light wrist links went unstable under the 500 N·m/rad servos
             (10 cm palm errors, measured; docs/robots.md).
         table: add a table in front of the robot.
-        table_height: table top above the floor, m. A standard desk (0.74 m): ~5 cm under the palms
+        table_height: table top above the floor, m. A standard desk (0.74 m), ~10 cm under the palms
             of the working posture (`layout.READY_POSTURE`). The G1 is 1.32 m tall: its palms reach
-            ~0.5 m from the shoulders (1.08 m up), so on a 0.70 m table they would reach only ~0.3 m
-            forward without leaning.
+            ~0.5 m from the shoulders (1.08 m up), at 0.75 m height only to ~0.3 m in front of the
+            pelvis (docs/robots.md), so a lower table is mostly out of reach without leaning.
         table_distance: distance from the pelvis to the table's near edge along +x, m.
         table_size: (depth along x, width along y), m.
         lite_visuals: draw convex-hull visual meshes instead of the original ones (see module doc).
@@ -172,7 +172,8 @@ def _add_scene(spec: mujoco.MjSpec, cfg: G1SceneConfig) -> None:
     world.add_light(pos=[0.5, 0.0, 3.0], dir=[0.0, 0.0, -1.0], diffuse=[0.5, 0.5, 0.5], castshadow=False)
     floor_mat = spec.add_material(name="vla_floor", rgba=[0.35, 0.4, 0.45, 1.0])
     # A finite plane with a 1 m grid: MuJoCo collides with a plane as if infinite anyway, but renders an
-    # infinite one finely subdivided, which cost 3 ms per 96×96 frame here (1.1 ms at 0.05 m grid).
+    # infinite one finely subdivided: 3 ms per 96×96 frame on its own here, 1.1 ms for a 3 m plane with
+    # a 0.05 m grid, 0.25 ms for a box.
     world.add_geom(
         name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3.0, 3.0, 1.0], material=floor_mat.name, group=0
     )
@@ -197,8 +198,9 @@ _PALM_IN_WRIST = np.array([0.12, -0.045, 0.0])
 
 
 def _add_hand_frames(spec: mujoco.MjSpec) -> None:
+    wrists = {"left": layout.LEFT_WRIST_BODY, "right": layout.RIGHT_WRIST_BODY}
     for side, sign in (("left", 1.0), ("right", -1.0)):
-        wrist = spec.body(f"{side}_wrist_yaw_link")
+        wrist = spec.body(wrists[side])
         palm = _PALM_IN_WRIST * np.array([1.0, sign, 1.0])
         wrist.add_site(name=f"{side}_palm", pos=palm.tolist(), size=[0.01, 0.01, 0.01], group=5)
         # Behind and above the wrist (+z of the wrist frame is world-up in the working posture),
@@ -231,6 +233,7 @@ def build_spec(cfg: G1SceneConfig | None = None) -> mujoco.MjSpec:
     _add_hand_frames(spec)
     _add_head_camera(spec)
     h, w = cfg.image_size
+    # At least 320 px so that tools can render larger views of the same model.
     spec.visual.global_.offwidth = max(w, 320)
     spec.visual.global_.offheight = max(h, 320)
     # Shadows and multisampling dominate software-GL render time (no visible gain at 96 px).

@@ -1,7 +1,8 @@
 """The simulated G1: model, data, whole-body controller and cameras behind reset / step / state / render.
 
 One `step(action)` is one control period (1 / control_hz s): the controller plans once, then the
-physics runs `substeps` steps, the feed-forward torque being refreshed at every physics step.
+physics runs `substeps` steps while the servo targets (plan + feed-forward) ramp from the previous
+step's to the new ones.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from vla.robots.g1.wbc import WBCCommand, WBCConfig, WholeBodyController
 from vla.spaces import Embodiment
 
 # Seeded reset noise on the arm joints, rad (std): enough to vary episodes, small enough that the
-# palms start within ~1 cm of the working posture's.
+# palms start near the working posture's (offset median 1.1 cm, max 2.9 cm over 50 seeds, measured).
 ARM_RESET_NOISE = 0.02
 
 
@@ -35,6 +36,7 @@ class G1RobotConfig:
     wbc: WBCConfig = field(default_factory=WBCConfig)
 
     def build(self) -> G1Robot:
+        """Compiles the model and builds the robot (~4 s)."""
         return G1Robot(self)
 
 
@@ -88,8 +90,9 @@ class G1Robot:
     def validate(self, action: np.ndarray) -> np.ndarray:
         """Returns `action` as float64 [A] clipped to the bounds; raises ValueError if it is malformed.
 
-        Malformed: not a float array of shape [A], or any NaN/inf. Such an action is refused whole
-        (the robot keeps its last targets) rather than partly applied.
+        Malformed: not a float array of shape [A], any NaN/inf, or a nonzero base command (phase 1
+        does not walk). Such an action is refused whole (the robot keeps its last targets) rather
+        than partly applied.
         """
         a = np.asarray(action)
         if a.shape != (self.space.dim,):

@@ -2,8 +2,8 @@
 
 A kinematic plan (a `mink.Configuration` with its own floating base) is moved by differential IK
 toward, in order of weight: both feet pinned where they stand, the CoM over the support polygon's
-centre plus a commanded offset, the waist at its commanded angles, both palms at their targets
-(previous target + commanded delta), and the working posture for everything else. The simulated
+centre plus a commanded offset, the pelvis upright, the waist at its commanded angles, both palms at
+their targets (previous target + commanded delta), and the working posture for everything else. The simulated
 robot tracks the plan's joint angles with its position actuators, plus a feed-forward of the static
 torque it needs (`actuator_targets`), without which the legs and arms sag (docs/robots.md).
 
@@ -22,8 +22,6 @@ import qpsolvers
 
 from vla.robots.g1 import balance, layout
 
-# The foot-floor contacts are the 4 spheres under each foot; in the plan the support polygon is their
-# ground projection (both feet stay down in phase 1).
 _SOLVER = "daqp"  # the fastest QP backend mink supports here, dense and active-set
 
 
@@ -145,7 +143,6 @@ class WholeBodyController:
         self.posture = np.array(posture, dtype=np.float64)
         self.workspace_low = np.asarray(workspace_low, dtype=np.float64)
         self.workspace_high = np.asarray(workspace_high, dtype=np.float64)
-        self.body = layout.JointIndex.of(model, layout.BODY_JOINTS)
         self.waist = layout.JointIndex.of(model, layout.WAIST_JOINTS)
         self.left_hand = layout.JointIndex.of(model, layout.LEFT_HAND_JOINTS)
         self.right_hand = layout.JointIndex.of(model, layout.RIGHT_HAND_JOINTS)
@@ -238,7 +235,11 @@ class WholeBodyController:
         return origin, yaw_matrix(mean)
 
     def support_polygon(self) -> np.ndarray:
-        """float [K, 2]: the planned support polygon (ground projection of the foot spheres), world."""
+        """float [K, 2]: the planned support polygon, world.
+
+        The ground projection of the 8 foot contact spheres in the plan: both feet stay down in
+        phase 1, so this is the measured polygon whenever the robot tracks its plan.
+        """
         return balance.convex_hull_2d(self.config.data.geom_xpos[self.foot_geoms][:, :2])
 
     # -- one control step --------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class WholeBodyController:
         """Advances the plan by one control step of `dt` s; returns the joint targets (float [nu], rad).
 
         Raises:
-            mink.NoSolutionFound: the QP failed (not seen with these tasks; the caller holds).
+            mink.NoSolutionFound: the QP failed (never seen in the tests or benchmark).
         """
         origin, rot = self.heading()
         self._update_hand_targets(cmd, origin, rot)
@@ -318,7 +319,7 @@ class WholeBodyController:
 
         Why the plan and not the measured contacts: feeding measured contact forces forward closes a
         positive loop (a foot that unloads loses its support torque, unloading it further); it rocked
-        the standing robot until a foot lifted (docs/robots.md#gravity-compensation).
+        the standing robot until a foot lifted (docs/robots.md, "Whole-body controller").
         """
         m, d = self.model, self.config.data
         mujoco.mj_comVel(m, d)  # zero: the plan's data never has a velocity
