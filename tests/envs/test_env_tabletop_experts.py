@@ -144,3 +144,25 @@ def test_relabelling_expert_acts_from_states_another_actor_reached(make_env, fam
     env = make_env(family)
     assert _wander_then_label(env, TabletopExpert(env, relabel=True), seed, wander=30)
     assert get_suite("tabletop").labeller(env).relabel
+
+
+def test_relabelling_expert_keeps_asking_to_close_until_the_object_is_held(make_env) -> None:
+    # An actor that closes the gripper two steps after the labels say so (as a policy may): the
+    # scheduled script asks to open again after its one closing step and restarts the grasp; the
+    # relabelling one asks to close until the fingers hold the object, and opens only to release.
+    env = make_env("put_in")
+    expert = TabletopExpert(env, relabel=True)
+    obs, _ = env.reset(seed=700)
+    expert.reset()
+    late, grips, info = [0.0, 0.0], [], {"success": False}
+    for _ in range(env.max_steps):
+        action = expert.act(obs).copy()
+        grips.append(float(expert.label[6]))
+        action[6] = late[-2]
+        late.append(grips[-1])
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    g = np.asarray(grips)
+    assert info["success"]
+    assert int(np.sum((g[1:] < 0.5) & (g[:-1] > 0.5))) == 1, "one opening: the release"

@@ -42,7 +42,7 @@ class StepMonitor(Protocol):
 
     def budget(self, step: Step) -> int: ...
 
-    def start(self, step: Step, obs: dict[str, Any]) -> None: ...
+    def start(self, step: Step, obs: dict[str, Any], scene: SceneDescription | None = None) -> None: ...
 
     def update(self, obs: dict[str, Any]) -> str: ...
 
@@ -216,7 +216,8 @@ class Executor:
     def _attempt(self, env: SkillEnv, step: Step, text: str, attempt: int) -> StepRecord:
         obs = env.begin_step(text)
         self.actor.reset()
-        self.monitor.start(step, obs)
+        # The scene as the planner sees it at the step's start (where the container or base is).
+        self.monitor.start(step, obs, scene=env.describe_scene())
         status, n = "running", 0
         info: dict[str, Any] = {}
         while status == "running":

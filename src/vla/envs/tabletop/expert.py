@@ -46,6 +46,9 @@ OVER_TOL = 0.004
 # Relabelling a push: an object more than this (m) to the side of the pushing hand's line is no longer
 # being pushed (the fingers are 2 cm wide), so the script goes back behind it.
 PUSH_LINE_TOL = 0.025
+# Relabelling a grasp: the hand this far (m) from the grasp point before the fingers hold the object
+# has left it; the script starts over from above the object.
+GRASP_LEFT = 0.02
 
 
 @dataclass
@@ -97,7 +100,9 @@ class TabletopExpert:
         self.dart_noise = dart_noise
         # Labelling states another actor visits (DAgger, `relabel`): the script follows the scene instead
         # of its own schedule. A phase that waits for a tolerance never times out (the policy, not the
-        # script, decides how long the approach takes); a grasp the policy made skips to the carry; a
+        # script, decides how long the approach takes); "close" lasts until the fingers hold the
+        # object (asking to open again one step after asking to close taught hesitation at the grasp:
+        # docs/measured.md, "DAgger"); a grasp the policy made skips to the carry; a
         # lost object or a push that slid off its line starts over, with no retry limit; the push starts
         # behind where the object is now. Off by default: the demonstrations stay as they were.
         self.relabel = relabel
@@ -197,6 +202,11 @@ class TabletopExpert:
             closed = float(self.env.robot_state()[self.env.embodiment.state_slice("gripper")][0]) < 0.07
             if held and closed:  # the policy grasped it: carry on from the lift
                 self._phase, self._phase_steps = names.index("lift"), 0
+            elif names[self._phase] == "close":
+                # Keep asking to close until the fingers hold it (the policy may close a step or two
+                # later than the script's single step), unless the hand left the grasp point.
+                away = float(np.linalg.norm(self._phases[self._phase].waypoint() - pos)) > GRASP_LEFT
+                self._phase, self._phase_steps = (0, 0) if away else (self._phase, 0)
         if task.family == "push" and self._phase < len(names) and names[self._phase] == "push":
             d = np.array([*tasks.DIRECTION_VECTORS[task.direction or "left"], 0.0])
             rel = self.env.object_position(task.target) - pos

@@ -8,13 +8,20 @@ signature in that signal:
   holding means the object slipped out (failure);
 * pick_up: holding, and the hand at least `LIFT` above where it closed;
 * put_in / stack / move_next_to: holding, then opened low (TCP below `RELEASE_Z`); opening high is a
-  drop (failure); done once the hand rises after the release;
-* push: the hand low (below `PUSH_Z`) moved at least `PUSH_MIN` along the asked direction, then rose;
+  drop (failure); opening away from where the object belongs is a misplacement (failure): over the
+  container (`PLACE_MARGIN` beyond its inner area), within `STACK_TOL` of the base, or beside the
+  reference (`NEXT_TO_*`), read from the scene description the step started with; done once the hand
+  rises after the release;
+* push: the hand low (below `PUSH_Z`) moved at least `PUSH_TRAVEL` along the asked direction. It
+  does not wait for the hand to rise: demonstrations end when the object has moved, so a learned
+  policy never shows the rise, and waiting for it timed a finished push out as a failure (measured:
+  39 of 50 pushes the simulator counted as done, docs/measured.md "Planner");
 * touch: the closed hand came down and stopped (below `TOUCH_Z`, < 3 mm per step for 2 frames);
 * any skill: no signature within its step budget (`tasks.MAX_STEPS`) is a failure ("timeout").
 
-What it cannot see: where an object ended up (a put_in dropped just outside the bowl still looks like a
-release). How often its verdicts agree with the simulator's flag: docs/measured.md, "Planner".
+What it cannot see: where an object ended up (an object released over the bowl that rolls out still
+looks like a placement). Without a scene description it skips the misplacement check. How often its
+verdicts agree with the simulator's flag: docs/measured.md, "Planner".
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from vla.envs.tabletop import objects as obj
 from vla.envs.tabletop import tasks
 from vla.envs.tabletop.embodiment import make_embodiment
-from vla.planning.plan import Step
+from vla.planning.plan import SceneDescription, Step
 
 HOLD_MIN, HOLD_MAX = 0.012, 0.07  # m of finger opening that means "something between the fingers"
 OPEN = 0.07
@@ -33,9 +41,18 @@ CLOSED = 0.008
 LIFT = 0.06
 RELEASE_Z = 0.10
 PUSH_Z = 0.04
-PUSH_MIN = tasks.PUSH_DISTANCE
+# The hand starts a push ~3.5 cm behind the object's edge (the expert's approach), so it has travelled
+# that much more than the object when the object has moved PUSH_DISTANCE.
+PUSH_TRAVEL = tasks.PUSH_DISTANCE + 0.035
 TOUCH_Z = 0.10
 PLACE_SKILLS = ("put_in", "stack", "move_next_to")
+# Release checks (m, hand position against the scene description; the held object sits up to ~2.5 cm
+# off the hand's centre, measured in docs/measured.md "grasp offset").
+PLACE_MARGIN = 0.02
+STACK_TOL = 0.035
+# Next to: the hand's centre from the reference's, beyond the two footprints' radii; below the minimum
+# the object went onto the reference, above the maximum it is not next to it.
+NEXT_TO_MIN, NEXT_TO_MAX = -0.015, tasks.NEXT_TO_GAP + 0.03
 
 
 class StateStepMonitor:
@@ -57,9 +74,11 @@ class StateStepMonitor:
         """Control steps a skill gets before the monitor calls it a failure."""
         return tasks.MAX_STEPS[step.skill]
 
-    def start(self, step: Step, obs: dict[str, Any]) -> None:
-        """Starts judging `step` from observation `obs` (the first of the step)."""
+    def start(self, step: Step, obs: dict[str, Any], scene: SceneDescription | None = None) -> None:
+        """Starts judging `step` from observation `obs` (the first of the step); `scene` (the planner's
+        description of the scene now) says where a placed object belongs."""
         self._step = step
+        self._scene = scene
         self._t = 0
         self.reason = ""
         self._hold = 0
@@ -67,7 +86,6 @@ class StateStepMonitor:
         self._grasp: np.ndarray | None = None
         self._released_z: float | None = None
         self._low: np.ndarray | None = None
-        self._pushed = False
         self._prev = self._read(obs)[1]
         self._still = 0
         self._descended = False
@@ -113,6 +131,9 @@ class StateStepMonitor:
             if g > OPEN and self._released_z is None:
                 if ee[2] > RELEASE_Z:
                     return self._fail(f"the object was dropped from {ee[2]:.2f} m")
+                misplaced = self._misplaced(step, ee)
+                if misplaced:
+                    return self._fail(misplaced)
                 self._released_z = float(ee[2])
             if self._released_z is not None and ee[2] > self._released_z + 0.02:
                 return self._ok("placed and released")
@@ -122,10 +143,8 @@ class StateStepMonitor:
             if ee[2] < PUSH_Z:
                 if self._low is None:
                     self._low = ee[:2].copy()
-                if float((ee[:2] - self._low) @ direction) >= PUSH_MIN:
-                    self._pushed = True
-            elif self._pushed:
-                return self._ok("pushed")
+                if float((ee[:2] - self._low) @ direction) >= PUSH_TRAVEL:
+                    return self._ok("pushed")
             return "running"
         if skill == "touch":
             self._descended = self._descended or ee[2] < self._top - 0.03
@@ -133,3 +152,28 @@ class StateStepMonitor:
             if self._descended and ee[2] < TOUCH_Z and g < CLOSED and self._still >= 2:
                 return self._ok("came down and stopped")
         return "running"
+
+    def _misplaced(self, step: Step, ee: np.ndarray) -> str:
+        """Why a release at hand position `ee` is not where the step puts the object ("" if it is)."""
+        where = self._scene.positions if self._scene is not None else {}
+        slots = step.slots
+        if step.skill == "put_in" and slots["container"] in where:
+            c = obj.CONTAINERS[slots["container"]]
+            off = np.abs(ee[:2] - np.asarray(where[slots["container"]]))
+            if np.any(off > np.asarray(c.inner_half) + PLACE_MARGIN):
+                return f"released {100 * float(np.linalg.norm(off)):.1f} cm from the {slots['container']}'s centre"
+        if step.skill == "stack" and slots["base"] in where:
+            d = float(np.linalg.norm(ee[:2] - np.asarray(where[slots["base"]])))
+            if d > STACK_TOL:
+                return f"released {100 * d:.1f} cm beside the {slots['base']}"
+        if step.skill == "move_next_to" and slots["ref"] in where:
+            d = float(np.linalg.norm(ee[:2] - np.asarray(where[slots["ref"]])))
+            if not NEXT_TO_MIN + _footprint(slots) <= d <= NEXT_TO_MAX + _footprint(slots):
+                return f"released {100 * d:.1f} cm from the {slots['ref']}, not next to it"
+        return ""
+
+
+def _footprint(slots: dict[str, str]) -> float:
+    """The two objects' radii (m): centre distance when their footprints touch."""
+    shape = {name: name.split()[-1] for name in (slots["obj"], slots["ref"])}
+    return sum(obj.SHAPE_SPECS[s].radius for s in shape.values() if s in obj.SHAPE_SPECS)
