@@ -32,6 +32,12 @@ def collect(
     image_size: Annotated[int, typer.Option("--image-size", min=8)] = 96,
     seed: Annotated[int, typer.Option("--seed", help="first episode seed")] = 0,
     randomize: Annotated[bool, typer.Option("--randomize/--no-randomize")] = False,
+    robot: Annotated[
+        str,
+        typer.Option(
+            "--robot", help="the suite's robot option, e.g. tabletop's 'humanoid'; default: its own"
+        ),
+    ] = "",
 ) -> None:
     """Records scripted-expert demonstrations of a suite into an HDF5 dataset, in parallel."""
     from vla.cli.progress import Progress
@@ -39,11 +45,13 @@ def collect(
     from vla.envs import get_suite
     from vla.envs.base import resolve_families
 
+    env_options = (("robot", robot),) if robot else ()
     try:
         chosen = resolve_families(
             get_suite(suite),
             families=[f.strip() for f in families.split(",") if f.strip()],
             benchmark=benchmark,
+            env_options=env_options,
         )
     except KeyError as e:
         raise typer.BadParameter(str(e.args[0] if e.args else e)) from None
@@ -57,6 +65,7 @@ def collect(
         image_size=image_size,
         seed=seed,
         randomize=randomize,
+        env_options=env_options,
     )
     n_families = len(cfg.families)
     bar = Progress(episodes_per_task * n_families, unit="ep", desc=f"collect {suite}")

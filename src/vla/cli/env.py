@@ -40,16 +40,23 @@ def env_show(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     split: Annotated[str, typer.Option("--split")] = "train",
     image_size: Annotated[str, typer.Option("--image-size", help="HxW")] = "256x256",
+    robot: Annotated[
+        str,
+        typer.Option(
+            "--robot", help="the suite's robot option, e.g. tabletop's 'humanoid'; default: its own"
+        ),
+    ] = "",
 ) -> None:
-    """Renders the first frame of an episode, both cameras side by side, to a PNG."""
+    """Renders the first frame of an episode, every camera side by side, to a PNG."""
     from PIL import Image
 
     from vla.envs import get_suite
     from vla.envs.tabletop.show import resolve_task
 
     suite = get_suite(suite_name)
-    family, seed, note = resolve_task(suite, task, split=split, seed=seed)
-    env = suite.make(family, split=split, image_size=_image_size(image_size))
+    opts = {"robot": robot} if robot else {}
+    family, seed, note = resolve_task(suite, task, split=split, seed=seed, **opts)
+    env = suite.make(family, split=split, image_size=_image_size(image_size), **opts)
     try:
         obs, _ = env.reset(seed=seed)
         frame = np.concatenate([obs["images"][cam] for cam in obs["images"]], axis=1)
@@ -59,7 +66,9 @@ def env_show(
     Image.fromarray(frame).save(out)
     if note:
         typer.echo(note)
-    typer.echo(f"{family} seed {seed}: '{obs['instruction']}' -> {out} (left: scene, right: wrist)")
+    typer.echo(
+        f"{family} seed {seed}: '{obs['instruction']}' -> {out} (left to right: {', '.join(obs['images'])})"
+    )
 
 
 def env_expert(
@@ -75,6 +84,12 @@ def env_expert(
     seed: Annotated[int, typer.Option("--seed", help="first episode seed")] = 0,
     randomize: Annotated[bool, typer.Option("--randomize/--no-randomize")] = False,
     action_mode: Annotated[str, typer.Option("--action-mode", help="ee_delta | joint_pos")] = "ee_delta",
+    robot: Annotated[
+        str,
+        typer.Option(
+            "--robot", help="the suite's robot option, e.g. tabletop's 'humanoid'; default: its own"
+        ),
+    ] = "",
 ) -> None:
     """Runs the scripted experts and prints their success per family (last line: JSON)."""
     from dataclasses import replace
@@ -84,8 +99,11 @@ def env_expert(
     from vla.rollout import iter_episodes, make_jobs
 
     suite = get_suite(suite_name)
+    env_options = (("robot", robot),) if robot else ()
     try:
-        families = list(resolve_families(suite, families=family or [], benchmark=benchmark))
+        families = list(
+            resolve_families(suite, families=family or [], benchmark=benchmark, env_options=env_options)
+        )
     except KeyError as e:
         raise typer.BadParameter(str(e.args[0] if e.args else e)) from None
     jobs = make_jobs(
@@ -96,6 +114,7 @@ def env_expert(
         first_seed=seed,
         randomize=randomize,
         action_mode=action_mode,
+        env_options=env_options,
     )
     if video is not None:  # the first episode of each family, recorded in the same run
         firsts = {jobs.index(next(j for j in jobs if j.family == f)) for f in families}
@@ -142,6 +161,7 @@ def env_expert(
                 "split": split,
                 "action_mode": action_mode,
                 "workers": workers,
+                **({"robot": robot} if robot else {}),
                 "steps_per_s": round(steps / wall, 1),
             }
         )

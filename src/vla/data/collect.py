@@ -20,7 +20,7 @@ from vla.data.episode import Episode
 from vla.data.reader import EpisodeDataset
 from vla.data.stats import compute_and_store
 from vla.data.writer import DatasetWriter
-from vla.envs.base import DEFAULT_SUITE, get_suite, suite_features
+from vla.envs.base import DEFAULT_SUITE, get_suite, option_families, suite_features
 from vla.rollout import EpisodeResult, iter_episodes, make_jobs
 from vla.types import DatasetStats
 
@@ -41,6 +41,8 @@ class CollectConfig:
             after the largest seed it already holds for that family and split, so no episode repeats).
         max_rounds: rounds of re-runs allowed to replace failed episodes.
         randomize: domain randomization in the env (lighting, colours, camera jitter).
+        env_options: further options of the suite's `make` as (name, value) pairs, e.g.
+            (("robot", "humanoid"),) for tabletop (`EpisodeJob.env_options`).
     """
 
     suite: str = DEFAULT_SUITE
@@ -53,6 +55,7 @@ class CollectConfig:
     seed: int = 0
     max_rounds: int = 3
     randomize: bool = False
+    env_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.episodes_per_task < 1:
@@ -171,14 +174,16 @@ def run_collection(
         The report, with the statistics computed over the whole file after collecting.
     """
     suite = get_suite(cfg.suite)
-    families = cfg.families or tuple(suite.families)
-    unknown = [f for f in families if f not in suite.families]
+    known = option_families(suite, cfg.env_options)
+    families = cfg.families or known
+    unknown = [f for f in families if f not in known]
     if unknown:
-        raise ValueError(f"unknown families {unknown} for suite '{cfg.suite}'; known: {list(suite.families)}")
+        raise ValueError(f"unknown families {unknown} for suite '{cfg.suite}'; known: {list(known)}")
     if cfg.split not in suite.splits:
         raise ValueError(f"unknown split '{cfg.split}' for suite '{cfg.suite}'; known: {list(suite.splits)}")
     size = (cfg.image_size, cfg.image_size)
-    probe = suite.make(families[0], split=cfg.split, image_size=size)
+    opts = dict(cfg.env_options)
+    probe = suite.make(families[0], split=cfg.split, image_size=size, **opts)
     embodiment = probe.embodiment
     probe.close()
     env_args = {
@@ -187,6 +192,7 @@ def run_collection(
         "families": list(families),
         "randomize": cfg.randomize,
         "control_hz": embodiment.control_hz,
+        **({"env_options": opts} if opts else {}),
     }
     next_seed = _next_seeds(Path(out), families, split=cfg.split, first=cfg.seed)
     writer = DatasetWriter(
@@ -209,6 +215,7 @@ def run_collection(
                     first_seed=next_seed[fam],
                     image_size=size,
                     randomize=cfg.randomize,
+                    env_options=cfg.env_options,
                 )
                 next_seed[fam] += n  # a re-run round draws fresh episodes
         if not jobs:

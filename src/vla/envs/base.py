@@ -107,12 +107,25 @@ def suite_features(suite: Any) -> tuple[Feature, ...]:
     return tuple(getattr(suite, "features", ()) or ())
 
 
+def option_families(suite: Any, env_options: tuple[tuple[str, Any], ...] = ()) -> tuple[str, ...]:
+    """The families `suite.make(..., **env_options)` accepts: the suite's optional
+    `families_for(**env_options)` (e.g. tabletop's families per robot), else `suite.families`."""
+    fn = getattr(suite, "families_for", None)
+    if env_options and callable(fn):
+        return tuple(fn(**dict(env_options)))
+    return tuple(suite.families)
+
+
 def resolve_families(
-    suite: Any, *, families: tuple[str, ...] | list[str] = (), benchmark: str = ""
+    suite: Any,
+    *,
+    families: tuple[str, ...] | list[str] = (),
+    benchmark: str = "",
+    env_options: tuple[tuple[str, Any], ...] = (),
 ) -> tuple[str, ...]:
     """The families a command runs: `families` if given, else the suite's `benchmark` (a name from its
-    optional `benchmarks` mapping, e.g. Meta-World's "mt10"), else all of them. Unknown names raise a
-    KeyError with a did-you-mean."""
+    optional `benchmarks` mapping, e.g. Meta-World's "mt10"), else all of them (`option_families` of
+    `env_options`). Unknown names raise a KeyError with a did-you-mean."""
     if benchmark:
         declared: dict[str, tuple[str, ...]] = dict(getattr(suite, "benchmarks", {}) or {})
         if not declared:
@@ -126,9 +139,10 @@ def resolve_families(
                 )
             return tuple(families)
         return chosen
+    known = option_families(suite, env_options)
     for f in families:
-        lookup({k: k for k in suite.families}, f, kind=f"{suite.name} family")
-    return tuple(families) or tuple(suite.families)
+        lookup({k: k for k in known}, f, kind=f"{suite.name} family")
+    return tuple(families) or known
 
 
 def family_groups(suite: Any) -> dict[str, str]:

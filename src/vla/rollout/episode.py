@@ -31,6 +31,8 @@ class EpisodeJob:
         record_steps: keep observations, actions and rewards of every step (for datasets).
         perturb: sensor perturbations of what the actor observes ("kind=value",
             `vla.rollout.perturb`); recorded steps and frames are the perturbed ones it saw.
+        env_options: further keyword options of the suite's `make` as (name, value) pairs, e.g.
+            (("robot", "humanoid"),) for the tabletop suite; empty for the suite's defaults.
     """
 
     suite: str
@@ -43,6 +45,7 @@ class EpisodeJob:
     record_frames: bool = False
     record_steps: bool = False
     perturb: tuple[str, ...] = ()
+    env_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
@@ -53,7 +56,15 @@ class EpisodeJob:
     @property
     def env_key(self) -> tuple[Any, ...]:
         """What identifies the env this job runs in (jobs with the same key share a cached env)."""
-        return (self.suite, self.family, self.split, tuple(self.image_size), self.action_mode, self.randomize)
+        return (
+            self.suite,
+            self.family,
+            self.split,
+            tuple(self.image_size),
+            self.action_mode,
+            self.randomize,
+            self.env_options,
+        )
 
 
 @dataclass(frozen=True)
@@ -148,8 +159,11 @@ def make_jobs(
     image_size: tuple[int, int] = (96, 96),
     action_mode: str = "ee_delta",
     randomize: bool = False,
+    env_options: tuple[tuple[str, Any], ...] = (),
 ) -> list[EpisodeJob]:
-    """Returns `episodes_per_family` jobs per family with seeds first_seed, first_seed+1, ..."""
+    """Returns `episodes_per_family` jobs per family with seeds first_seed, first_seed+1, ...
+
+    `env_options` are passed to the suite's `make` (see `EpisodeJob.env_options`)."""
     if episodes_per_family < 1:
         raise ValueError(f"episodes_per_family must be >= 1, got {episodes_per_family}")
     return [
@@ -161,6 +175,7 @@ def make_jobs(
             (int(image_size[0]), int(image_size[1])),
             action_mode,
             randomize,
+            env_options=tuple(env_options),
         )
         for fam in families
         for i in range(episodes_per_family)

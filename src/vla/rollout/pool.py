@@ -93,6 +93,7 @@ class _Lane:
                 image_size=tuple(job.image_size),
                 action_mode=job.action_mode,
                 randomize=job.randomize,
+                **dict(job.env_options),
             )
             labeller = self.spec.make_labeller(env, suite) if self.spec.make_labeller is not None else None
             self.cache[job.env_key] = (env, self.spec.make_actor(env, suite), labeller)

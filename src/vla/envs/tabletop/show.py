@@ -8,12 +8,18 @@ from typing import Any
 import numpy as np
 
 from vla.envs.tabletop import language, tasks
+from vla.registry import lookup
 
 SEARCH_SEEDS = 20_000
 
 
-def resolve_task(suite: Any, text: str, *, split: str, seed: int) -> tuple[str, int, str]:
+def resolve_task(
+    suite: Any, text: str, *, split: str, seed: int, robot: str = "panda"
+) -> tuple[str, int, str]:
     """Returns (family, seed, note) for a family name or an instruction.
+
+    `robot="humanoid"` resolves among the humanoid's families and instructions
+    (`vla.envs.tabletop.humanoid.show`).
 
     A family name is used as is. A tabletop instruction selects its family and the first seed >= `seed`
     whose episode asks for the same thing (same objects, container, direction). Anything else gets the
@@ -22,6 +28,11 @@ def resolve_task(suite: Any, text: str, *, split: str, seed: int) -> tuple[str, 
     Raises:
         KeyError: if `text` is empty or resembles nothing.
     """
+    if robot != "panda":
+        from vla.envs.tabletop.humanoid import show as humanoid_show
+
+        lookup({"humanoid": 0}, robot, kind="tabletop robot")
+        return humanoid_show.resolve_task(text, split=split, seed=seed)
     key = text.strip().lower().replace(" ", "_")
     if key in suite.families:
         return key, seed, ""

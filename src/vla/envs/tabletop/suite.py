@@ -9,6 +9,7 @@ import numpy as np
 from vla.envs.tabletop.embodiment import make_embodiment
 from vla.envs.tabletop.env import TabletopEnv
 from vla.envs.tabletop.expert import TabletopExpert
+from vla.envs.tabletop.humanoid.tasks import SUITE_FAMILIES as HUMANOID_FAMILIES
 from vla.envs.tabletop.labels import SCENE
 from vla.envs.tabletop.long_step_env import SPLIT as STEP_SPLIT
 from vla.envs.tabletop.long_tasks import KINDS as LONG_KINDS
@@ -17,6 +18,28 @@ from vla.envs.tabletop.tasks import FAMILIES, SPLITS
 from vla.features import Feature
 from vla.registry import lookup
 from vla.spaces import Embodiment
+
+# The robot the suite's families, splits and experts were written for; `make(robot=...)` names another.
+DEFAULT_ROBOT = "panda"
+
+
+def _make_humanoid(
+    family: str, *, split: str, image_size: tuple[int, int], action_mode: str, randomize: bool
+) -> Any:
+    """The G1 humanoid's env of `family` (`vla.envs.tabletop.humanoid`)."""
+    from vla.envs.tabletop.humanoid.env import HumanoidTabletopEnv
+    from vla.robots.g1.embodiment import WHOLE_BODY
+
+    lookup({f: f for f in HUMANOID_FAMILIES}, family, kind="tabletop family for robot 'humanoid'")
+    if randomize:
+        raise ValueError("the humanoid tabletop env has no domain randomization yet; use randomize=False")
+    # The suite's default action mode is the Panda's; for the humanoid it means the G1's only space.
+    mode = WHOLE_BODY.name if action_mode == "ee_delta" else action_mode
+    return HumanoidTabletopEnv(family, split=split, image_size=image_size, action_mode=mode)
+
+
+# Robots other than the default: name -> env maker (family, split, image_size, action_mode, randomize).
+_OTHER_ROBOTS = {"humanoid": _make_humanoid}
 
 
 class TabletopSuite:
@@ -38,6 +61,8 @@ class TabletopSuite:
     # Long-horizon requests (`vla.planning`): kinds and splits of `make_long_horizon`.
     long_horizon_kinds: tuple[str, ...] = LONG_KINDS
     long_horizon_splits: tuple[str, ...] = LONG_SPLITS
+    # The robots `make` builds envs for, and each one's families (`families` are the Panda's).
+    robots: dict[str, tuple[str, ...]] = {DEFAULT_ROBOT: FAMILIES, "humanoid": HUMANOID_FAMILIES}  # noqa: RUF012
 
     def make(
         self,
@@ -47,19 +72,27 @@ class TabletopSuite:
         image_size: tuple[int, int] = (96, 96),
         action_mode: str = "ee_delta",
         randomize: bool = False,
+        robot: str = DEFAULT_ROBOT,
         **kwargs: Any,
-    ) -> TabletopEnv:
+    ) -> Any:
         """Returns a new env of `family` for `split`.
 
         Args:
-            family: one of `families` (a typo gets a did-you-mean).
-            split: one of `splits`.
-            image_size: (height, width) of both camera images.
-            action_mode: "ee_delta" (default, 7-D) or "joint_pos" (8-D).
-            randomize: domain randomization on any split (always on for `randomized`).
+            family: one of the robot's families (`families_for(robot=robot)`; a typo gets a did-you-mean).
+            split: one of `splits` (the humanoid has train, unseen and paraphrase).
+            image_size: (height, width) of every camera image.
+            action_mode: "ee_delta" (default, 7-D) or "joint_pos" (8-D); for the humanoid the default
+                means its only space, "whole_body" (A = 22).
+            randomize: domain randomization on any split (always on for `randomized`; Panda only).
+            robot: "panda" (default) or "humanoid" (the Unitree G1, `vla.envs.tabletop.humanoid`).
         """
         if kwargs:
             raise TypeError(f"tabletop.make got unexpected options {sorted(kwargs)}")
+        lookup(self.robots, robot, kind="tabletop robot")
+        if robot in _OTHER_ROBOTS:
+            return _OTHER_ROBOTS[robot](
+                family, split=split, image_size=image_size, action_mode=action_mode, randomize=randomize
+            )
         lookup({f: f for f in self.families}, family, kind="tabletop family")
         lookup({s: s for s in self.splits}, split, kind="tabletop split")
         if split == STEP_SPLIT:
@@ -72,15 +105,32 @@ class TabletopSuite:
             family, split=split, image_size=image_size, action_mode=action_mode, randomize=randomize
         )
 
-    def expert(self, env: Any) -> TabletopExpert:
+    def families_for(self, *, robot: str = DEFAULT_ROBOT) -> tuple[str, ...]:
+        """The families `make(..., robot=robot)` builds."""
+        return lookup(self.robots, robot, kind="tabletop robot")
+
+    def expert(self, env: Any) -> Any:
         """Returns the scripted expert for `env` (call `expert.reset()` after each `env.reset`)."""
+        from vla.envs.tabletop.humanoid.env import HumanoidTabletopEnv
         from vla.envs.tabletop.long_env import LongHorizonEnv, LongHorizonExpert
 
+        if isinstance(env, HumanoidTabletopEnv):
+            from vla.envs.tabletop.humanoid.expert import HumanoidExpert
+
+            return HumanoidExpert(env)
         return LongHorizonExpert(env) if isinstance(env, LongHorizonEnv) else TabletopExpert(env)
 
     def labeller(self, env: Any) -> TabletopExpert:
-        """The expert in relabelling mode (`TabletopExpert(relabel=True)`): it labels any visited state."""
+        """The expert in relabelling mode (`TabletopExpert(relabel=True)`): it labels any visited state.
+
+        Raises:
+            TypeError: for a humanoid env, whose experts follow their own schedule only.
+        """
+        from vla.envs.tabletop.humanoid.env import HumanoidTabletopEnv
         from vla.envs.tabletop.long_env import LongHorizonEnv, LongHorizonExpert
+
+        if isinstance(env, HumanoidTabletopEnv):
+            raise TypeError("the humanoid tabletop experts have no relabelling mode (no DAgger labels yet)")
 
         if isinstance(env, LongHorizonEnv):
             return LongHorizonExpert(env, relabel=True)
@@ -128,14 +178,22 @@ class TabletopSuite:
         return DropFault(actor, rate=rate, seed=seed)
 
     def embodiment(self, image_size: tuple[int, int] = (96, 96)) -> Embodiment:
-        """Returns the robot description shared by every tabletop env."""
+        """Returns the robot description shared by every Panda tabletop env."""
         return make_embodiment(image_size)
 
     def paraphrase(self, instruction: str, rng: np.random.Generator) -> str:
-        """A train-template paraphrase of `instruction` (language augmentation in `vla train`)."""
-        from vla.envs.tabletop.language import paraphrase
+        """A train-template paraphrase of `instruction` (language augmentation in `vla train`), for
+        either robot's instructions."""
+        from vla.envs.tabletop import language
+        from vla.envs.tabletop.humanoid import language as humanoid_language
 
-        return paraphrase(instruction, rng)
+        try:
+            return language.paraphrase(instruction, rng)
+        except ValueError as panda_error:
+            try:
+                return humanoid_language.paraphrase(instruction, rng)
+            except ValueError:
+                raise panda_error from None
 
     def grounding_scenes(
         self,

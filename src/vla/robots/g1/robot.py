@@ -43,9 +43,17 @@ class G1RobotConfig:
 class G1Robot:
     """The G1 standing at a table, driven by `Embodiment` actions (A = 22, see `embodiment`)."""
 
-    def __init__(self, cfg: G1RobotConfig | None = None) -> None:
+    def __init__(self, cfg: G1RobotConfig | None = None, *, model: mujoco.MjModel | None = None) -> None:
+        """Builds the robot.
+
+        Args:
+            cfg: how it is built (defaults if None).
+            model: the compiled scene to use instead of `build_model(cfg.scene)`: a suite that puts
+                its own bodies (objects on the table) around the robot compiles `model.build_spec`
+                with them added. Its "stand" keyframe must cover the added joints.
+        """
         self.cfg = cfg or G1RobotConfig()
-        self.model = build_model(self.cfg.scene)
+        self.model = model if model is not None else build_model(self.cfg.scene)
         self.data = mujoco.MjData(self.model)
         self.embodiment: Embodiment = emb.make_embodiment(self.model, self.cfg.scene.image_size, self.cfg.wbc)
         self.space = self.embodiment.action_space()

@@ -1,0 +1,225 @@
+"""Scripted whole-body experts for the humanoid tabletop families, reading privileged state.
+
+As the Panda experts (`vla.envs.tabletop.expert`): a small state machine of phases, each a palm
+waypoint recomputed every step from the live object pose (heading frame), a hand closure and a
+tolerance; the action steers the acting palm(s) toward the waypoint through the arm groups of the
+"whole_body" action. The waist, base and balance groups stay 0: the controller keeps the CoM over the
+feet by itself, and every target of the families is within the arms' reach standing upright
+(docs/robots.md, "Reach"). Small per-episode offsets and per-step noise, drawn from the episode seed,
+vary the demonstrations reproducibly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla.envs.tabletop.humanoid import objects as obj
+from vla.envs.tabletop.humanoid import tasks
+from vla.envs.tabletop.humanoid.env import HumanoidTabletopEnv
+from vla.robots.g1.embodiment import MAX_DPOS
+
+# Free-space palm speed, m per 0.1 s step: 3/4 of the action bound. At the bound (4 cm) the hand
+# reached the object while the arm still swung and the fingers shoved the object aside.
+EXPERT_STEP = 0.03
+HOVER = 0.10  # m, the palm above the object's centre before descending
+LIFT = 0.12  # m, the palm's lift above the grasp height (the success threshold is 6 cm)
+MAX_RETRIES = 2
+# Lowest palm (grasp centre) height, m: 4 cm above the table top. With the palm 3 cm up (the centre
+# of the 6 cm ball the pool had first) the knuckles pressed on the table and pushed the robot over.
+MIN_PALM_Z = tasks.TABLE_TOP + 0.04
+# `lift_box`: palms start this far (m) outside the box's ends, then squeeze to `BOX_SQUEEZE` inside
+# them. The palm site is the grasp centre, ~4 cm in from the palm plate, so the site must go inside
+# the box's end for the plate to press on it; the position servos turn the residual error into force.
+BOX_OUTSIDE = 0.10
+BOX_SQUEEZE = 0.02
+# The palms meet the box this far (m) ahead of its centre: the grasp centre sits ahead of the palm
+# plate's middle, and palms level with the centre pressed on the box's rear half and squirted it
+# forward out of the grip (measured).
+BOX_FORWARD = 0.02
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of a script.
+
+    Attributes:
+        name: for debugging and tests.
+        targets: returns {hand: palm target float [3], heading frame} for the hands that move.
+        closure: hand closure of the acting hand(s), 0 open .. 1 closed.
+        tol: largest palm error (m) at which the phase is done; None: after `steps` steps.
+        steps: the phase's step budget (it ends after this many steps even if not converged).
+        max_step: largest palm move per step, m.
+        holding: the object should be in hand; if it is not, the script starts over (at most
+            `MAX_RETRIES` times per episode).
+    """
+
+    name: str
+    targets: Callable[[], dict[str, np.ndarray]]
+    closure: float
+    tol: float | None
+    steps: int
+    max_step: float = EXPERT_STEP
+    holding: bool = False
+
+
+class HumanoidExpert:
+    """Scripted demonstrator for a `HumanoidTabletopEnv` (any family and split)."""
+
+    def __init__(self, env: HumanoidTabletopEnv, *, noise: float = 0.002) -> None:
+        if not isinstance(env, HumanoidTabletopEnv):
+            raise TypeError(f"HumanoidExpert needs a HumanoidTabletopEnv, got {type(env).__name__}")
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.env = env
+        self.noise = noise
+        self.label: np.ndarray | None = None
+        self._episode = -1
+        self._phases: list[Phase] = []
+        self._phase = 0
+        self._phase_steps = 0
+        self._retries = 0
+        self._rng = np.random.default_rng(0)
+        space = env.robot.space
+        self._dim = space.dim
+        self._arm = {h: space.slice(f"{h}_arm") for h in ("left", "right")}
+        self._hands = space.slice("hands")
+
+    def reset(self) -> None:
+        """Plans for the env's current episode (call after `env.reset`)."""
+        task = self.env.task
+        if task is None:
+            raise RuntimeError("HumanoidExpert.reset called before env.reset()")
+        self._episode = self.env.episode_index
+        self._rng = np.random.default_rng([int(self.env.episode_meta["seed"]), 7])
+        self._phases = self._plan(task)
+        self._phase = 0
+        self._phase_steps = 0
+        self._retries = 0
+
+    @property
+    def phase(self) -> str:
+        """Name of the current phase ("done" when the script has finished)."""
+        return self._phases[self._phase].name if self._phase < len(self._phases) else "done"
+
+    def act(self, obs: dict) -> np.ndarray:
+        """Returns the next action (float32 [22], the "whole_body" space) for observation `obs`."""
+        if self._episode != self.env.episode_index:
+            self.reset()
+        palms = {h: self.env.palm_position(h) for h in ("left", "right")}
+        if self._lost_object():
+            self._phase, self._phase_steps = 0, 0
+            self._retries += 1
+        while self._phase < len(self._phases):
+            ph = self._phases[self._phase]
+            err = max(float(np.linalg.norm(t - palms[h])) for h, t in ph.targets().items())
+            if (ph.tol is not None and err < ph.tol) or self._phase_steps >= ph.steps:
+                self._phase, self._phase_steps = self._phase + 1, 0
+                continue
+            break
+        ph = self._phases[min(self._phase, len(self._phases) - 1)]
+        targets = ph.targets() if self._phase < len(self._phases) else {}
+        self._phase_steps += 1
+        action = np.zeros(self._dim)
+        for hand, target in targets.items():
+            delta = target - palms[hand]
+            norm = float(np.linalg.norm(delta))
+            if norm > ph.max_step:
+                delta *= ph.max_step / norm
+            delta += self._rng.normal(0.0, self.noise, 3) * (norm > 0.01)
+            action[self._arm[hand].start : self._arm[hand].start + 3] = np.clip(delta, -MAX_DPOS, MAX_DPOS)
+        action[self._hands] = self._closure(ph.closure)
+        self.label = action.astype(np.float32)
+        return self.label.copy()
+
+    # ------------------------------------------------------------------ scripts
+    def _closure(self, closure: float) -> np.ndarray:
+        task = self.env.task
+        assert task is not None
+        if task.hand == "both":
+            return np.array([closure, closure])
+        return np.array([closure, 0.0]) if task.hand == "left" else np.array([0.0, closure])
+
+    def _lost_object(self) -> bool:
+        if self._phase >= len(self._phases) or not self._phases[self._phase].holding:
+            return False
+        if self._retries >= MAX_RETRIES:
+            return False
+        task = self.env.task
+        assert task is not None
+        contacts = self.env.sim_state().contacts
+        hands = ("left", "right") if task.hand == "both" else (task.hand,)
+        return not all(task.target in contacts[h] for h in hands)
+
+    def _plan(self, spec: tasks.EpisodeSpec) -> list[Phase]:
+        env, t = self.env, spec.target
+        jitter = self._rng.normal(0.0, 0.003, 3) * np.array([1.0, 1.0, 0.0])
+        if spec.family == "lift_box":
+            return self._plan_box(spec)
+        hand = spec.hand
+
+        def at(dz: float) -> Callable[[], dict[str, np.ndarray]]:
+            def targets() -> dict[str, np.ndarray]:
+                p = env.object_position(t) + jitter
+                # Never lower than `MIN_PALM_Z`: the knuckles would press on the table top.
+                return {hand: np.array([p[0], p[1], max(p[2], MIN_PALM_Z) + dz])}
+
+            return targets
+
+        above = Phase("above", at(HOVER), 0.0, 0.015, 30)
+        if spec.family == "touch":
+            # The palm down to the object's centre, then the fingers close on it: an open hand can
+            # enclose a 5 cm object without touching it (2 of 20 seeds, measured).
+            return [
+                above,
+                Phase("reach", at(0.0), 0.0, 0.006, 20, 0.015),
+                Phase("close", at(0.0), 1.0, None, 8),
+            ]
+        grasp_z = max(float(env.object_position(t)[2]), MIN_PALM_Z)
+
+        def lifted() -> dict[str, np.ndarray]:
+            here = env.palm_position(hand)
+            return {hand: np.array([here[0], here[1], grasp_z + LIFT])}
+
+        return [
+            above,
+            Phase("descend", at(0.0), 0.0, 0.006, 15, 0.02),
+            # Fingers close at 2 rad/s (the controller's limit): ~1 rad takes 5 steps.
+            Phase("close", at(0.0), 1.0, None, 6),
+            Phase("lift", lifted, 1.0, 0.01, 25, 0.02, holding=True),
+        ]
+
+    def _plan_box(self, spec: tasks.EpisodeSpec) -> list[Phase]:
+        env, t = self.env, spec.target
+        half_y = obj.BOX.half[1]
+
+        # The squeeze aims at where the box stood when the palms came down beside it (`centre`, set by
+        # the approach phases), not where it is now: targets that followed the live box chased it
+        # across the table when one palm touched it first.
+        centre = [env.object_position(t)]
+
+        def beside(offset: float, dz: float = 0.0, *, live: bool) -> Callable[[], dict[str, np.ndarray]]:
+            def targets() -> dict[str, np.ndarray]:
+                if live:
+                    centre[0] = env.object_position(t)
+                c = centre[0] + np.array([BOX_FORWARD, 0.0, 0.0])
+                return {
+                    "left": c + np.array([0.0, half_y + offset, dz]),
+                    "right": c + np.array([0.0, -(half_y + offset), dz]),
+                }
+
+            return targets
+
+        grasp_z = float(centre[0][2])
+
+        def lifted() -> dict[str, np.ndarray]:
+            return {h: np.array([*env.palm_position(h)[:2], grasp_z + LIFT]) for h in ("left", "right")}
+
+        return [
+            Phase("above", beside(BOX_OUTSIDE, HOVER, live=True), 0.0, 0.015, 30),
+            Phase("descend", beside(BOX_OUTSIDE, live=True), 0.0, 0.008, 20, 0.02),
+            Phase("squeeze", beside(-BOX_SQUEEZE, live=False), 0.0, 0.01, 20, 0.01),
+            Phase("lift", lifted, 0.0, 0.01, 25, 0.015, holding=True),
+        ]

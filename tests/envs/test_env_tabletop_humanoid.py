@@ -1,0 +1,151 @@
+"""The humanoid (Unitree G1) tabletop env: contract, experts, falls, suite wiring, language."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vla.envs import get_suite
+from vla.envs.tabletop.humanoid import language, tasks
+from vla.envs.tabletop.humanoid.env import HumanoidTabletopEnv
+from vla.envs.tabletop.humanoid.expert import HumanoidExpert
+
+SUITE_FAMILIES = get_suite("tabletop").families_for(robot="humanoid")
+
+
+@pytest.fixture(scope="module")
+def envs():
+    built: dict[str, HumanoidTabletopEnv] = {}
+
+    def get(family: str) -> HumanoidTabletopEnv:
+        if family not in built:
+            built[family] = get_suite("tabletop").make(family, robot="humanoid")
+        return built[family]
+
+    yield get
+    for env in built.values():
+        env.close()
+
+
+def _run(env: HumanoidTabletopEnv, seed: int) -> tuple[dict, int]:
+    expert = HumanoidExpert(env)
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    info: dict = {}
+    for step in range(env.max_steps):
+        obs, _, terminated, truncated, info = env.step(expert.act(obs))
+        if terminated or truncated:
+            return info, step + 1
+    return info, env.max_steps
+
+
+@pytest.mark.parametrize("family", SUITE_FAMILIES)
+def test_expert_succeeds_on_each_suite_family(envs, family: str) -> None:
+    env = envs(family)
+    for seed in (0, 1):
+        info, steps = _run(env, seed)
+        assert info["success"], (family, seed, env.task.instruction if env.task else None)
+        assert not info["fallen"]
+        assert steps < env.max_steps
+
+
+def test_named_hand_is_the_hand_that_picks(envs) -> None:
+    env = envs("pick_up")
+    seed = next(
+        s for s in range(50) if tasks.sample_episode("pick_up", "train", np.random.default_rng(s)).hand_named
+    )
+    info, _ = _run(env, seed)
+    assert env.task is not None and env.task.hand_named and env.task.hand in env.task.instruction
+    assert info["success"]
+    contacts = env.sim_state().contacts
+    other = "right" if env.task.hand == "left" else "left"
+    assert env.task.target in contacts[env.task.hand]
+    assert env.task.target not in contacts[other]
+
+
+def test_obs_matches_embodiment(envs) -> None:
+    env = envs("touch")
+    obs, info = env.reset(seed=3)
+    emb = env.embodiment
+    assert emb.name == "unitree_g1_tabletop"
+    assert obs["state"].dtype == np.float32 and obs["state"].shape == (emb.state_dim,)
+    assert tuple(obs["images"]) == tuple(emb.cameras) == ("head", "left_wrist", "right_wrist")
+    for img in obs["images"].values():
+        assert img.dtype == np.uint8 and img.shape == (*emb.image_size, 3)
+    assert env.action_space.shape == (emb.action_space().dim,) == (22,)
+    assert obs["instruction"] == env.task.instruction and info["robot"] == "humanoid"
+    again, _ = env.reset(seed=3)
+    assert again["instruction"] == obs["instruction"]
+    np.testing.assert_array_equal(again["state"], obs["state"])
+
+
+def test_a_fall_ends_the_episode_as_failure(envs) -> None:
+    env = envs("pick_up")  # not touch: a falling hand may brush the target, which is a touch
+    env.reset(seed=0)
+    pelvis = env.model.body("pelvis").id
+    zero = np.zeros(env.action_space.shape, dtype=np.float32)
+    info: dict = {}
+    terminated = False
+    for step in range(30):
+        # A 400 N backward push on the pelvis for 0.3 s tips the G1 over (docs/robots.md).
+        env.data.xfrc_applied[pelvis, 0] = -400.0 if step < 3 else 0.0
+        _, reward, terminated, _, info = env.step(zero)
+        if terminated:
+            break
+    assert terminated and info["fallen"] and not info["success"] and reward == 0.0
+
+
+def test_malformed_action_is_refused(envs) -> None:
+    env = envs("touch")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(7))
+    base = np.zeros(22)
+    base[env.robot.space.slice("base")] = 0.1
+    with pytest.raises(ValueError, match="walk"):
+        env.step(base)
+
+
+def test_suite_refuses_unknown_family_and_robot_by_name() -> None:
+    suite = get_suite("tabletop")
+    with pytest.raises(KeyError) as err:
+        suite.make("stack", robot="humanoid")
+    message = str(err.value)
+    assert "robot 'humanoid'" in message and all(f in message for f in SUITE_FAMILIES)
+    with pytest.raises(KeyError, match="tabletop robot 'quadruped'"):
+        suite.make("pick_up", robot="quadruped")
+    with pytest.raises(ValueError, match="randomization"):
+        suite.make("pick_up", robot="humanoid", randomize=True)
+
+
+def test_rollout_engine_passes_the_robot_option() -> None:
+    from vla.rollout import iter_episodes, make_jobs
+
+    jobs = make_jobs(
+        "tabletop", ["touch"], episodes_per_family=1, first_seed=5, env_options=(("robot", "humanoid"),)
+    )
+    ((_, result),) = list(iter_episodes(jobs, workers=1))
+    assert result.success and 0 < result.steps < tasks.MAX_STEPS["touch"]
+
+
+def test_language_templates_and_paraphrases() -> None:
+    rng = np.random.default_rng(0)
+    for family in tasks.FAMILIES:
+        train, held = language.TRAIN_TEMPLATES[family], language.HELD_OUT_TEMPLATES[family]
+        assert not set(train) & set(held)
+    text = "hoist the red block with the left hand"
+    assert language.parse(text) == ("pick_up", {"obj": "red block", "hand": "left"})
+    for _ in range(20):
+        para = language.paraphrase(text, rng)
+        assert para in {
+            language.fill(t, {"obj": "red block", "hand": "left"})
+            for t in language.TRAIN_TEMPLATES["pick_up"]
+        }
+        assert "left" in para
+    assert "hand" not in language.paraphrase("get the blue ball up in the air", rng).split()
+    # The suite paraphrases either robot's instructions.
+    assert "left" in get_suite("tabletop").paraphrase("touch the green block with your left hand", rng)
+    with pytest.raises(ValueError, match="not a humanoid tabletop instruction"):
+        language.parse("stack the red block on the blue block")
+    spec = tasks.sample_episode("touch", "paraphrase", np.random.default_rng(1))
+    assert any(language.fill(t, spec.slots) == spec.instruction for t in language.HELD_OUT_TEMPLATES["touch"])
