@@ -31,7 +31,7 @@ WAIST_LOW = (-0.6, -0.25, -0.2)
 WAIST_HIGH = (0.6, 0.25, 0.4)
 # Planar base velocity (vx m/s, vy m/s, yaw rate rad/s). Phase 1 does not walk: the robot refuses a
 # nonzero base command (docs/robots.md#walking). The group is declared now so datasets keep one
-# layout; the bounds are a slow walk's, placeholders until a walking controller sets them.
+# layout; the bounds are a slow walk's speeds, to be set from measurement once a walking controller exists.
 BASE_LOW = (-0.2, -0.1, -0.4)
 BASE_HIGH = (0.2, 0.1, 0.4)
 # CoM offset from the support centre, m (x, y). The stance is 0.17 m long and 0.30 m wide; the
