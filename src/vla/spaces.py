@@ -1,7 +1,8 @@
 """Embodiments: what a robot accepts as actions, what its state vector holds, and its hard limits.
 
 An `Embodiment` is plain data (JSON round-trip). It travels inside every dataset and checkpoint so that
-a policy trained for one robot refuses to drive another, and the safety filter reads its limits from it.
+a policy trained for one robot refuses to drive another, and the safety filter reads its limits from it,
+including the robot's own state checks (`StateGuard`: a humanoid's balance margin and fall).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ class ActionGroup:
         size: number of dimensions.
         low, high: hard limits per dimension, in `units`.
         units: e.g. "m", "rad", "fraction (0 open, 1 closed)".
+        delta: whether the group commands a change per step (a pose delta, a velocity) rather than a
+            target: the safety filter holds it at zero and bounds its change per step. None: inferred
+            from the name ("delta" in the group's or its space's name), as for the Panda's groups.
     """
 
     name: str
@@ -28,6 +32,7 @@ class ActionGroup:
     low: tuple[float, ...]
     high: tuple[float, ...]
     units: str
+    delta: bool | None = None
 
     def __post_init__(self) -> None:
         if self.size <= 0:
@@ -81,6 +86,60 @@ class StateField:
     units: str
 
 
+@dataclass(frozen=True)
+class StateGuard:
+    """A check of the measured state under which the safety filter stops motion (fall/balance checks).
+
+    The guard reads one value from the state: of the field's elements in `indices` (all of them when
+    empty), the element itself when there is one, else their Euclidean norm. It trips when that value
+    is below `low` or above `high`.
+
+    Attributes:
+        name: names the guard (unique within the embodiment; `SafetyConfig.guard_thresholds` keys).
+        field: the state field read (`Embodiment.state_fields`).
+        reason: the intervention reason reported and counted when it trips ("" = `name`); guards may
+            share one, e.g. two views of a fall.
+        indices: elements of the field read (see above).
+        low, high: the trip thresholds, in the field's units (None: no bound on that side).
+        groups: the action groups held while it trips (empty: the whole command).
+        latch: a trip latches the filter's e-stop (until an operator releases it), for states a hold
+            cannot recover from (a fall).
+        why: where the thresholds come from (for readers and the server's limits announcement).
+    """
+
+    name: str
+    field: str
+    reason: str = ""
+    indices: tuple[int, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    groups: tuple[str, ...] = ()
+    latch: bool = False
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.low is None and self.high is None:
+            raise ValueError(f"state guard '{self.name}': needs a low or a high threshold, got neither")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"state guard '{self.name}': low {self.low} > high {self.high}")
+
+    @property
+    def reported(self) -> str:
+        """The reason the filter reports for this guard."""
+        return self.reason or self.name
+
+    def value(self, field_values: np.ndarray) -> float:
+        """The guarded value of the field's elements (float [F]), as the class doc says."""
+        v = np.asarray(field_values, dtype=np.float64).reshape(-1)
+        sel = v[list(self.indices)] if self.indices else v
+        return float(sel[0]) if sel.size == 1 else float(np.linalg.norm(sel))
+
+    def trips(self, field_values: np.ndarray) -> bool:
+        """Whether the guard trips on the field's elements (float [F])."""
+        x = self.value(field_values)
+        return (self.low is not None and x < self.low) or (self.high is not None and x > self.high)
+
+
 # Clips a robot's own command interface may apply (`Embodiment.driver_clips`).
 DRIVER_CLIPS = ("action_bounds", "workspace")
 
@@ -106,6 +165,8 @@ class Embodiment:
             them; it counts an intervention as physical only when its command differs from what the
             driver would have made of the raw one (`SafetyFilter.physical_stats`). Empty: every clip
             counts as physical.
+        state_guards: the robot's checks of its measured state (`StateGuard`), e.g. a humanoid's
+            balance margin and fall; empty for a fixed-base arm.
     """
 
     name: str
@@ -121,10 +182,12 @@ class Embodiment:
     workspace_high: tuple[float, float, float]
     gripper_range: tuple[float, float] = (0.0, 1.0)
     driver_clips: tuple[str, ...] = ()
+    state_guards: tuple[StateGuard, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.action_spaces:
             raise ValueError(f"embodiment '{self.name}' declares no action space")
+        self._check_guards()
         unknown = [c for c in self.driver_clips if c not in DRIVER_CLIPS]
         if unknown:
             raise ValueError(
@@ -135,6 +198,24 @@ class Embodiment:
             raise ValueError(f"embodiment '{self.name}': joint limits and velocities must have one length")
         if self.control_hz <= 0:
             raise ValueError(f"embodiment '{self.name}': control_hz must be positive, got {self.control_hz}")
+
+    def _check_guards(self) -> None:
+        names = [g.name for g in self.state_guards]
+        if len(set(names)) != len(names):
+            raise ValueError(f"embodiment '{self.name}': state guard names must be unique, got {names}")
+        sizes = {f.name: f.size for f in self.state_fields}
+        for g in self.state_guards:
+            if g.field not in sizes:
+                raise ValueError(
+                    f"embodiment '{self.name}': state guard '{g.name}' reads field '{g.field}', which the "
+                    f"state does not have; fields: {list(sizes)}"
+                )
+            bad = [i for i in g.indices if not 0 <= i < sizes[g.field]]
+            if bad:
+                raise ValueError(
+                    f"embodiment '{self.name}': state guard '{g.name}' indices {bad} are outside field "
+                    f"'{g.field}' of size {sizes[g.field]}"
+                )
 
     @property
     def state_dim(self) -> int:
@@ -173,7 +254,14 @@ class Embodiment:
                 ActionSpace(
                     name=s["name"],
                     groups=tuple(
-                        ActionGroup(g["name"], int(g["size"]), tuple(g["low"]), tuple(g["high"]), g["units"])
+                        ActionGroup(
+                            g["name"],
+                            int(g["size"]),
+                            tuple(g["low"]),
+                            tuple(g["high"]),
+                            g["units"],
+                            delta=None if g.get("delta") is None else bool(g["delta"]),
+                        )
                         for g in s["groups"]
                     ),
                     description=s.get("description", ""),
@@ -203,6 +291,20 @@ class Embodiment:
                 ),
                 gripper_range=(float(d["gripper_range"][0]), float(d["gripper_range"][1])),
                 driver_clips=tuple(str(c) for c in d.get("driver_clips", ())),
+                state_guards=tuple(
+                    StateGuard(
+                        name=g["name"],
+                        field=g["field"],
+                        reason=g.get("reason", ""),
+                        indices=tuple(int(i) for i in g.get("indices", ())),
+                        low=None if g.get("low") is None else float(g["low"]),
+                        high=None if g.get("high") is None else float(g["high"]),
+                        groups=tuple(g.get("groups", ())),
+                        latch=bool(g.get("latch", False)),
+                        why=g.get("why", ""),
+                    )
+                    for g in d.get("state_guards", ())
+                ),
             )
         except KeyError as e:
             raise ValueError(f"embodiment description is missing key {e}") from e

@@ -78,3 +78,42 @@ def test_env_cli_bench_sim_json() -> None:
     last = json.loads(result.output.strip().splitlines()[-1])
     assert last["steps_per_s_one_process"] > 0
     assert last["steps_per_s_all_cores"] > 0
+
+
+def test_env_cli_bench_sim_humanoid_json() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "sim",
+            "--robot",
+            "humanoid",
+            "--seconds",
+            "0.5",
+            "--processes",
+            "1",
+            "--image-size",
+            "16x16",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.output.strip().splitlines()[-1])
+    assert last["steps_per_s_all_cores"] > 0 and last["steps_per_s_one_process"] > 0
+    assert last["robot"] == "humanoid" and last["cameras"] == 3
+
+
+def test_env_cli_bench_sim_unknown_robot_names_the_known_ones() -> None:
+    result = runner.invoke(app, ["bench", "sim", "--robot", "humanoyd", "--seconds", "0.5"])
+    assert result.exit_code != 0
+    text = " ".join(result.output.replace("│", " ").split())  # the error box wraps the message
+    assert "Did you mean 'humanoid'? Known: humanoid, panda" in text
+
+
+def test_env_cli_expert_humanoid_reports_its_own_action_mode() -> None:
+    result = runner.invoke(
+        app,
+        ["env", "expert", "tabletop", "--robot", "humanoid", "--family", "touch", "--episodes-per-task", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.output.strip().splitlines()[-1])
+    assert last["action_mode"] == "whole_body" and last["robot"] == "humanoid"

@@ -83,7 +83,10 @@ def env_expert(
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
     seed: Annotated[int, typer.Option("--seed", help="first episode seed")] = 0,
     randomize: Annotated[bool, typer.Option("--randomize/--no-randomize")] = False,
-    action_mode: Annotated[str, typer.Option("--action-mode", help="ee_delta | joint_pos")] = "ee_delta",
+    action_mode: Annotated[
+        str,
+        typer.Option("--action-mode", help="ee_delta | joint_pos (the humanoid maps ee_delta to whole_body)"),
+    ] = "ee_delta",
     robot: Annotated[
         str,
         typer.Option(
@@ -123,8 +126,12 @@ def env_expert(
     wins: dict[str, int] = dict.fromkeys(families, 0)
     steps = 0
     recorded: dict[int, np.ndarray] = {}
+    # The action modes the envs ran in (their episode_meta), not the option asked for: a robot may
+    # map the suite's default to its own space (the humanoid's "ee_delta" default is "whole_body").
+    modes: dict[str, None] = {}
     for i, res in iter_episodes(jobs, workers=workers):
         wins[res.job.family] += int(res.success)
+        modes[str(res.meta.get("action_mode", res.job.action_mode))] = None
         steps += res.steps
         if res.frames is not None:
             recorded[i] = res.frames
@@ -159,7 +166,7 @@ def env_expert(
                 ),
                 "episodes": len(jobs),
                 "split": split,
-                "action_mode": action_mode,
+                "action_mode": ",".join(modes),
                 "workers": workers,
                 **({"robot": robot} if robot else {}),
                 "steps_per_s": round(steps / wall, 1),
@@ -172,14 +179,25 @@ def bench_sim(
     seconds: Annotated[float, typer.Option("--seconds", min=0.5)] = 10.0,
     processes: Annotated[int, typer.Option("--processes", min=0, help="0: one per core")] = 0,
     image_size: Annotated[str, typer.Option("--image-size", help="HxW")] = "96x96",
+    robot: Annotated[
+        str,
+        typer.Option("--robot", help="the tabletop suite's robot option, e.g. 'humanoid'; default: its own"),
+    ] = "",
 ) -> None:
-    """env.step per second (both cameras rendered) in one process and one process per core."""
-    from vla.envs.tabletop.speed import measure_parallel, measure_steps
+    """env.step per second (every camera rendered) in one process and one process per core."""
+    from vla.envs import get_suite
+    from vla.envs.base import option_families
+    from vla.envs.tabletop.speed import SUITE, measure_parallel, measure_steps
 
     size = _image_size(image_size)
+    env_options = (("robot", robot),) if robot else ()
+    try:  # before any process starts: an unknown robot is a usage error naming the known ones
+        option_families(get_suite(SUITE), env_options)
+    except KeyError as e:
+        raise typer.BadParameter(str(e.args[0] if e.args else e), param_hint="--robot") from None
     n = processes or os.cpu_count() or 1
-    one = measure_steps(seconds, image_size=size)
-    many = measure_parallel(seconds, processes=n, image_size=size)
+    one = measure_steps(seconds, image_size=size, env_options=env_options)
+    many = measure_parallel(seconds, processes=n, image_size=size, env_options=env_options)
     all_cores = sum(r.steps_per_s for r in many)
     all_wall = sum(r.wall_steps_per_s for r in many)
     typer.echo(f"{'setting':20s} {'steps':>6s} {'env.step/s':>11s} {'wall step/s':>12s} {'step/CPU-s':>11s}")
@@ -200,7 +218,8 @@ def bench_sim(
                 "processes": n,
                 "load_avg_1min": round(os.getloadavg()[0], 2),
                 "image_size": list(size),
-                "cameras": 2,
+                "cameras": one.cameras,
+                **({"robot": robot} if robot else {}),
                 "seconds": seconds,
             }
         )

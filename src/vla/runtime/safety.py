@@ -3,6 +3,8 @@
 Every command passes these checks, in order (the first three replace the command by a *hold*):
 
 1. latched e-stop (`estop()` until `release_estop()`)                      -> hold, reason "estop"
+   a latching state guard of the robot trips (`Embodiment.state_guards`,   -> hold, the guard's reason
+   e.g. the G1's fall: pelvis low or tilted); it latches the e-stop           (e.g. "fall")
 2. NaN/inf in the action                                                  -> hold, reason "non_finite_action"
    NaN/inf in the state fields the filter reads                           -> hold, reason "non_finite_state"
 3. confidence below `min_confidence` (when the policy reports one)        -> hold, reason "low_confidence"
@@ -15,6 +17,13 @@ Every command passes these checks, in order (the first three replace the command
                                                                              "acceleration"
 6. end-effector workspace box (delta-position groups): the delta is clipped so that the current ee
    position plus the delta stays inside the box (a chunk accumulates its deltas)  -> "workspace"
+7. a non-latching state guard trips (e.g. the G1's CoM within its balance margin of the support
+   polygon's edge): the groups it names are held, the rest pass as filtered    -> the guard's reason
+                                                                             (e.g. "balance_margin")
+
+State guards are the robot's declaration (`vla.spaces.StateGuard`): the filter reads the declared state
+field, never a robot by name, and an embodiment without guards (the Panda) is filtered as before.
+A guard's field is read with the other state fields, so NaN/inf there is "non_finite_state".
 
 A hold is zero for delta groups and the last safe command for absolute groups (before any command: the
 measured joint positions, and the measured gripper if the state reports it in the command's units, else
@@ -60,6 +69,10 @@ class SafetyFilter:
         self.limits = Limits.resolve(embodiment, self.config)
         self.action_dim = int(self.limits.low.shape[0])
         self.state_dim = embodiment.state_dim
+        # Reasons whose intervention replaces the whole command (what `blocked` reports).
+        self.hold_reasons = HOLD_REASONS + tuple(
+            dict.fromkeys(g.guard.reported for g in self.limits.guards if g.guard.latch or g.hold.all())
+        )
         self.stats: Counter[str] = Counter()
         self.physical_stats: Counter[str] = Counter()
         self.last_reasons: tuple[str, ...] = ()
@@ -155,7 +168,7 @@ class SafetyFilter:
     @property
     def blocked(self) -> bool:
         """True when the last filtered command was replaced by a hold."""
-        return any(r in HOLD_REASONS for r in self.last_reasons)
+        return any(r in self.hold_reasons for r in self.last_reasons)
 
     def filter_chunk(
         self,
@@ -214,8 +227,10 @@ class SafetyFilter:
             {"action_space", "control_hz", "groups": [{"name", "units", "low", "high", "max_step",
             "max_step_change", "hold"}], "workspace": {"group", "low", "high", "margin"} or None,
             "min_confidence", "velocity_scale", "max_joint_acceleration", "max_delta_change",
-            "rate_limit_gripper", "hold_reasons"}. `max_step` bounds |cmd_t - cmd_{t-1}| and
-            `max_step_change` the change of that step, per dimension, in the group's units.
+            "rate_limit_gripper", "hold_reasons", "state_guards": [{"name", "reason", "field",
+            "indices", "low", "high", "groups", "latch", "why"}]}. `max_step` bounds
+            |cmd_t - cmd_{t-1}| and `max_step_change` the change of that step, per dimension, in the
+            group's units; a guard's thresholds are the ones in force.
         """
         lim, cfg = self.limits, self.config
         space = self.embodiment.action_space(cfg.action_space)
@@ -252,7 +267,21 @@ class SafetyFilter:
             "max_joint_acceleration": cfg.max_joint_acceleration,
             "max_delta_change": cfg.max_delta_change,
             "rate_limit_gripper": bool(cfg.rate_limit_gripper),
-            "hold_reasons": list(HOLD_REASONS),
+            "hold_reasons": list(self.hold_reasons),
+            "state_guards": [
+                {
+                    "name": g.guard.name,
+                    "reason": g.guard.reported,
+                    "field": g.guard.field,
+                    "indices": list(g.guard.indices),
+                    "low": g.guard.low,
+                    "high": g.guard.high,
+                    "groups": list(g.guard.groups) or [gr.name for gr in space.groups],
+                    "latch": g.guard.latch,
+                    "why": g.guard.why,
+                }
+                for g in lim.guards
+            ],
         }
 
     # ---- internals ----------------------------------------------------------------------------------
@@ -300,8 +329,12 @@ class SafetyFilter:
         """One command: (filtered command, reasons, whether it differs from the driver's own result)."""
         lim = self.limits
         hold_reason = None
+        latching = next((g for g in lim.guards if g.guard.latch and g.trips(state)), None)
         if self._estop.is_set():
             hold_reason = "estop"
+        elif latching is not None:
+            hold_reason = latching.guard.reported
+            self.estop(hold_reason)
         elif not np.all(np.isfinite(a)):
             hold_reason = "non_finite_action"
         elif not np.all(np.isfinite(state[self._read_fields()])):
@@ -349,16 +382,30 @@ class SafetyFilter:
                 reasons.append("workspace")
                 cmd[lim.ee] = d_ws
         cmd = np.clip(cmd, lim.low, lim.high)
+        held = np.zeros(self.action_dim, dtype=bool)
+        for g in lim.guards:
+            if not g.guard.latch and g.trips(state):
+                reasons.append(g.guard.reported)
+                held |= g.hold
+        if held.any():  # a hold is not rate-limited: it is the command the robot can always take
+            cmd[held] = self._hold(state, ref1)[held]
         physical = bool(reasons) and bool(np.any(np.abs(cmd - lim.driver_command(a, ee_pos)) > 1e-9))
-        return cmd, reasons, physical
+        physical = physical or bool(held.any())
+        return cmd, list(dict.fromkeys(reasons)), physical
 
     def _read_fields(self) -> list[int]:
         lim = self.limits
         idx: list[int] = []
-        for sl in (lim.state_ee if lim.ee is not None else None, lim.state_joints, lim.state_gripper):
+        guarded = tuple(g.state for g in lim.guards)
+        for sl in (
+            lim.state_ee if lim.ee is not None else None,
+            lim.state_joints,
+            lim.state_gripper,
+            *guarded,
+        ):
             if sl is not None:
                 idx.extend(range(sl.start, sl.stop))
-        return idx
+        return list(dict.fromkeys(idx))
 
     def _record(
         self,
@@ -373,7 +420,8 @@ class SafetyFilter:
         for r in physical:
             self.physical_stats[r] += 1
         for r in self.last_reasons:
-            level = logging.WARNING if r in HOLD_REASONS else logging.INFO
+            guard = any(r == g.guard.reported for g in self.limits.guards)
+            level = logging.WARNING if r in self.hold_reasons or guard else logging.INFO
             logger.log(level, "safety intervention: %s", r)
 
 

@@ -2,16 +2,17 @@
 
 `SafetyConfig` holds the limits beyond the embodiment's own; `Limits.resolve` finds each action group's
 role (gripper, absolute joints, end-effector delta) and turns both into arrays the filter
-(`vla.runtime.safety`) applies per step, plus which of its clips the robot's driver applies too.
+(`vla.runtime.safety`) applies per step, plus which of its clips the robot's driver applies too, and
+the robot's declared state guards (`Embodiment.state_guards`) with the action dimensions they hold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vla.spaces import ActionSpace, Embodiment
+from vla.spaces import ActionSpace, Embodiment, StateGuard
 
 _POS_NAMES = ("pos", "trans", "xyz")
 
@@ -29,6 +30,8 @@ class SafetyConfig:
         workspace_margin: metres by which the end-effector box is shrunk on every side.
         min_confidence: hold when the policy's confidence is below this; None never holds for it.
         rate_limit_gripper: also rate-limit the gripper (off: grippers open/close as a step by design).
+        guard_thresholds: (guard name, threshold) pairs replacing the threshold an embodiment's state
+            guard declares (its one bound, low or high), e.g. (("balance_margin", 0.03),) for the G1.
     """
 
     action_space: str | None = None
@@ -38,6 +41,7 @@ class SafetyConfig:
     workspace_margin: float = 0.0
     min_confidence: float | None = None
     rate_limit_gripper: bool = False
+    guard_thresholds: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 < self.velocity_scale <= 1.0:
@@ -52,6 +56,65 @@ class SafetyConfig:
             raise ValueError(f"workspace_margin must be >= 0, got {self.workspace_margin}")
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1] or None, got {self.min_confidence}")
+        names = [n for n, _ in self.guard_thresholds]
+        if len(set(names)) != len(names):
+            raise ValueError(f"guard_thresholds names a guard twice: {names}")
+        if not all(np.isfinite(float(v)) for _, v in self.guard_thresholds):
+            raise ValueError(f"guard_thresholds must be finite, got {self.guard_thresholds}")
+
+
+@dataclass(frozen=True)
+class ResolvedGuard:
+    """A state guard with its threshold in force and where it reads and holds.
+
+    Attributes:
+        guard: the declaration (threshold replaced by `SafetyConfig.guard_thresholds` if named there).
+        state: where its field lies in the state vector.
+        hold: bool [A], the action dimensions it holds when it trips (all for an empty `groups`).
+    """
+
+    guard: StateGuard
+    state: slice
+    hold: np.ndarray
+
+    def trips(self, state: np.ndarray) -> bool:
+        return self.guard.trips(state[self.state])
+
+
+def resolve_guards(emb: Embodiment, space: ActionSpace, cfg: SafetyConfig) -> tuple[ResolvedGuard, ...]:
+    """The embodiment's state guards for action space `space`, thresholds overridden by `cfg`.
+
+    Raises:
+        ValueError: a guard holds a group `space` lacks, or `cfg` names an unknown guard or one with
+            two bounds (which of them to replace would be a guess).
+    """
+    by_name = {g.name: g for g in emb.state_guards}
+    unknown = [n for n, _ in cfg.guard_thresholds if n not in by_name]
+    if unknown:
+        raise ValueError(
+            f"guard_thresholds name guards {unknown} that embodiment '{emb.name}' does not declare; "
+            f"its guards: {sorted(by_name) or 'none'}"
+        )
+    override = dict(cfg.guard_thresholds)
+    out = []
+    group_names = [g.name for g in space.groups]
+    for g in emb.state_guards:
+        if g.name in override:
+            if g.low is not None and g.high is not None:
+                raise ValueError(f"state guard '{g.name}' has a low and a high bound; cannot replace one")
+            value = float(override[g.name])
+            g = replace(g, low=value) if g.low is not None else replace(g, high=value)
+        missing = [n for n in g.groups if n not in group_names]
+        if missing:
+            raise ValueError(
+                f"embodiment '{emb.name}': state guard '{g.name}' holds groups {missing} that action space "
+                f"'{space.name}' does not have; its groups: {group_names}"
+            )
+        hold = np.zeros(space.dim, dtype=bool)
+        for n in g.groups or tuple(group_names):
+            hold[space.slice(n)] = True
+        out.append(ResolvedGuard(guard=g, state=emb.state_slice(g.field), hold=hold))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -85,13 +148,14 @@ class Limits:
     driver_workspace: bool
     driver_workspace_low: np.ndarray
     driver_workspace_high: np.ndarray
+    guards: tuple[ResolvedGuard, ...] = ()
 
     @classmethod
     def resolve(cls, emb: Embodiment, cfg: SafetyConfig) -> Limits:
         """Finds each group's role from its name: "gripper*", "*joint*" (absolute joint targets of the
         embodiment's joint count, in non-delta spaces), and the 3-D "*pos*"/"*trans*" group of a delta
-        space (end-effector translation, kept inside the workspace). Delta spaces have "delta" in the space
-        or group name."""
+        space (end-effector translation, kept inside the workspace). A group is a delta when it says so
+        (`ActionGroup.delta`), else when "delta" is in the space or group name."""
         space: ActionSpace = emb.action_space(cfg.action_space)
         low = space.low.astype(np.float64)
         high = space.high.astype(np.float64)
@@ -113,7 +177,7 @@ class Limits:
                 high[sl] = np.minimum(high[sl], ghi)
                 if cfg.rate_limit_gripper and cfg.max_delta_change is not None:
                     vel[sl] = cfg.max_delta_change * (high[sl] - low[sl])
-            elif space_delta or "delta" in name:
+            elif g.delta if g.delta is not None else (space_delta or "delta" in name):
                 is_delta[sl] = True
                 if cfg.max_delta_change is not None:
                     vel[sl] = cfg.max_delta_change * (high[sl] - low[sl])
@@ -177,6 +241,7 @@ class Limits:
             driver_workspace="workspace" in emb.driver_clips and ee is not None,
             driver_workspace_low=np.asarray(emb.workspace_low, dtype=np.float64),
             driver_workspace_high=np.asarray(emb.workspace_high, dtype=np.float64),
+            guards=resolve_guards(emb, space, cfg),
         )
 
     def driver_command(self, a: np.ndarray, ee_pos: np.ndarray | None) -> np.ndarray:

@@ -3,15 +3,20 @@
 Action vector (A = 22), in order: left_arm (6), right_arm (6), hands (2), waist (3), base (3),
 balance (2). Arm and balance quantities are in the heading frame (`wbc` module doc): x forward
 between the feet, y to the robot's left, z up.
+
+The state guards (`STATE_GUARDS`) are the G1's balance and fall checks for the generic safety filter
+(`vla.runtime.safety`): it reads them from the state fields below, never from the simulator.
 """
 
 from __future__ import annotations
 
+import math
+
 import mujoco
 
-from vla.robots.g1 import layout
+from vla.robots.g1 import balance, layout
 from vla.robots.g1.wbc import WBCConfig
-from vla.spaces import ActionGroup, ActionSpace, Embodiment, StateField
+from vla.spaces import ActionGroup, ActionSpace, Embodiment, StateField, StateGuard
 
 NAME = "unitree_g1_tabletop"
 # One action per 0.1 s, like the Panda suite: policies and datasets share one rate, and 10 Hz leaves
@@ -48,15 +53,26 @@ CLOSURE_UNITS = "fraction (0 open, 1 closed)"
 WHOLE_BODY = ActionSpace(
     name="whole_body",
     groups=(
+        # Palm deltas and the base velocity command a change per step: held at zero, not repeated.
         ActionGroup(
-            "left_arm", 6, (-MAX_DPOS,) * 3 + (-MAX_DROT,) * 3, (MAX_DPOS,) * 3 + (MAX_DROT,) * 3, "m, rad"
+            "left_arm",
+            6,
+            (-MAX_DPOS,) * 3 + (-MAX_DROT,) * 3,
+            (MAX_DPOS,) * 3 + (MAX_DROT,) * 3,
+            "m, rad",
+            delta=True,
         ),
         ActionGroup(
-            "right_arm", 6, (-MAX_DPOS,) * 3 + (-MAX_DROT,) * 3, (MAX_DPOS,) * 3 + (MAX_DROT,) * 3, "m, rad"
+            "right_arm",
+            6,
+            (-MAX_DPOS,) * 3 + (-MAX_DROT,) * 3,
+            (MAX_DPOS,) * 3 + (MAX_DROT,) * 3,
+            "m, rad",
+            delta=True,
         ),
         ActionGroup("hands", 2, (0.0, 0.0), (1.0, 1.0), CLOSURE_UNITS),
         ActionGroup("waist", 3, WAIST_LOW, WAIST_HIGH, "rad (yaw, roll, pitch targets)"),
-        ActionGroup("base", 3, BASE_LOW, BASE_HIGH, "m/s, m/s, rad/s (vx, vy, yaw rate)"),
+        ActionGroup("base", 3, BASE_LOW, BASE_HIGH, "m/s, m/s, rad/s (vx, vy, yaw rate)", delta=True),
         ActionGroup("balance", 2, COM_LOW, COM_HIGH, "m (CoM offset x, y)"),
     ),
     description=(
@@ -77,6 +93,44 @@ STATE_FIELDS = (
     StateField("right_hand_pos", 3, "m (palm, heading frame)"),
     StateField("com_offset", 2, "m (CoM ground point minus support centre, heading frame)"),
     StateField("balance_margin", 1, "m (CoM to support polygon edge, > 0 inside; -1 with no foot down)"),
+)
+
+# Balance margin (m, CoM ground point to the support polygon's edge) under which the safety filter
+# holds the arms and the base. The controller keeps its CoM target 3 cm inside (`WBCConfig.com_margin`)
+# and scripted episodes came down to 2.9 cm, a 20 N push to 6 cm; the 400 N push that tips the robot
+# took it from 8 cm to -4 cm in one step, three steps before the fall detector fired (measured,
+# tests/robots/test_robots_g1_safety.py). At 2 cm the CoM is past where the controller holds it.
+# Hands, waist and the CoM offset stay free: they do not swing the body's mass out, and the balance
+# group is how a policy moves the CoM back.
+BALANCE_STOP_MARGIN = 0.02
+STATE_GUARDS = (
+    StateGuard(
+        name="balance_margin",
+        field="balance_margin",
+        low=BALANCE_STOP_MARGIN,
+        groups=("left_arm", "right_arm", "base"),
+        why="CoM within 2 cm of the support polygon's edge (vla.robots.g1.embodiment)",
+    ),
+    # The fall detector of `balance.BalanceState.fallen`, read from the state: pelvis too low, or
+    # pelvis z axis tilted past FALL_TILT. For a unit quaternion (w, x, y, z) the tilt t of the z axis
+    # satisfies x^2 + y^2 = sin^2(t / 2), so the tilt check is a bound on the norm of (x, y).
+    StateGuard(
+        name="fall_height",
+        field="pelvis_height",
+        reason="fall",
+        low=balance.FALL_PELVIS_HEIGHT,
+        latch=True,
+        why="pelvis below 0.5 m (vla.robots.g1.balance.FALL_PELVIS_HEIGHT)",
+    ),
+    StateGuard(
+        name="fall_tilt",
+        field="pelvis_quat",
+        reason="fall",
+        indices=(1, 2),
+        high=math.sin(balance.FALL_TILT / 2),
+        latch=True,
+        why="pelvis tilted past 0.6 rad (vla.robots.g1.balance.FALL_TILT)",
+    ),
 )
 
 
@@ -112,4 +166,5 @@ def make_embodiment(
         # `G1Robot.step` clips every action to the bounds and the controller clips palm targets to
         # the workspace box, as a robot driver would.
         driver_clips=("action_bounds", "workspace"),
+        state_guards=STATE_GUARDS,
     )
