@@ -26,6 +26,7 @@ ARGS = {
     "remaps": ("", "more remaps: 'from:=to from:=to'"),
     "hold_command": ("false", "publish the hold command while holding"),
     "threads": ("1", "torch threads"),
+    "planner": ("", "serve the ExecutePlan action with this planner (e.g. smollm2); '': not served"),
 }
 
 
@@ -47,6 +48,8 @@ def _command(context, *_):
         cmd += ["--remap", rule]
     if get["hold_command"].lower() in ("1", "true", "yes"):
         cmd.append("--hold-command")
+    if get["planner"]:
+        cmd += ["--planner", get["planner"]]
     return [ExecuteProcess(cmd=cmd, output="screen", sigterm_timeout="10")]
 
 

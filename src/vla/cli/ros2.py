@@ -31,6 +31,7 @@ class Trigger(StrEnum):
 class Drive(StrEnum):
     action = "action"
     topic = "topic"
+    plan = "plan"
 
 
 def _fail(e: Exception) -> None:
@@ -64,6 +65,22 @@ def _transport(kind: TransportKind, *, domain_id: int | None, node_name: str, na
     from vla.runtime.ros2.dds import DdsTransport
 
     return DdsTransport(domain_id)
+
+
+def _plan_route(planner: str, suite_name: str, *, retries: int, replans: int, opts: dict[str, Any]) -> Any:
+    """The ExecutePlan route of `--planner` (None without one): the planner over the suite's skills,
+    the suite's step monitor and paraphrases."""
+    if not planner:
+        return None
+    from vla.envs import get_suite
+    from vla.planning.executor import ExecutorConfig
+    from vla.planning.registry import build_planner
+    from vla.planning.run import long_horizon_suite
+    from vla.runtime.ros2.plan_goal import PlanRoute
+
+    suite = long_horizon_suite(get_suite(suite_name), suite_name)
+    executor = ExecutorConfig(retries=retries, replans=replans)
+    return PlanRoute.for_suite(suite, build_planner(planner, suite.skills, **opts), executor)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -110,10 +127,25 @@ def node(
         TransportKind, Opt(help="auto: rclpy when installed, else DDS")
     ] = TransportKind.auto,
     duration: Annotated[float | None, Opt(help="stop after this many seconds")] = None,
+    planner: Annotated[
+        str,
+        Opt(
+            help="serve the ExecutePlan action with this planner: smollm2 | smollm2-llamacpp | rules | openai | anthropic"
+        ),
+    ] = "",
+    suite: Annotated[
+        str, Opt(help="the suite whose skills and step monitor plans use (with --planner)")
+    ] = "tabletop",
+    retries: Annotated[int, Opt(min=0, help="plans: rephrased retries of a failed step")] = 1,
+    replans: Annotated[int, Opt(min=0, help="plans: re-plans per goal")] = 2,
+    planner_url: Annotated[str | None, Opt(help="HTTP planners: base URL")] = None,
+    planner_model: Annotated[str | None, Opt(help="HTTP planners: model name")] = None,
+    planner_threads: Annotated[int, Opt(min=1, help="threads of the offline planner's language model")] = 1,
 ) -> None:
     """Runs a checkpoint as a ROS 2 node: cameras + joint states + instruction in, commands out."""
     import torch
 
+    from vla.cli.planning import planner_options
     from vla.models import Policy
     from vla.runtime.recovery import make_safe_controller
     from vla.runtime.ros2.node import PolicyNode
@@ -141,11 +173,13 @@ def node(
         ctl = make_safe_controller(
             policy, mode=cfg.controller, execute_steps=cfg.execute_steps or policy.config.steps_per_chunk
         )
+        opts = planner_options(planner_url, planner_model, None, None, planner_threads)
+        route = _plan_route(planner, suite, retries=retries, replans=replans, opts=opts)
         tr = _transport(transport, domain_id=domain_id, node_name=node_name, namespace=namespace)
         # "runs/demo/checkpoint" is called "demo" in logs and the status.
         label = checkpoint.resolve().parent.name if checkpoint.name == "checkpoint" else checkpoint.name
-        n = PolicyNode(ctl, policy.embodiment, tr, cfg, name=label)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+        n = PolicyNode(ctl, policy.embodiment, tr, cfg, name=label, plans=route)
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
         _fail(e)
     typer.echo(f"vla ros2 node '{cfg.node_name}' ({type(tr).__name__}, {n.rate_hz:g} Hz, {checkpoint}):")
     for role, topic in n.topics.items():
@@ -169,8 +203,12 @@ def node(
 
 def sim(
     suite_name: Annotated[str, typer.Argument(metavar="SUITE", help="simulator suite, e.g. tabletop")],
-    families: Annotated[str, Opt(help="comma-separated task families (default: all)")] = "",
-    split: Annotated[str, Opt(help="suite split")] = "train",
+    families: Annotated[
+        str, Opt(help="comma-separated task families (--drive plan: long-horizon kinds; default: all)")
+    ] = "",
+    split: Annotated[
+        str, Opt(help="suite split (default: train; --drive plan: the first long-horizon)")
+    ] = "",
     episodes: Annotated[int, Opt(min=1, help="episodes per family")] = 10,
     seed: Annotated[int, Opt(help="seed of episode 0 (episode i uses seed + i, as `vla eval`)")] = 100_000,
     image_size: Annotated[int, Opt("--image-size", min=8)] = 96,
@@ -178,7 +216,11 @@ def sim(
         str, Opt("--action-mode", help="the env's action space (ee_delta | joint_pos)")
     ] = "ee_delta",
     drive: Annotated[
-        Drive, Opt(help="action: one ExecuteInstruction goal per episode; topic: the instruction topic")
+        Drive,
+        Opt(
+            help="action: one ExecuteInstruction goal per episode; topic: the instruction topic; "
+            "plan: one ExecutePlan goal per long-horizon request (the node needs --planner)"
+        ),
     ] = Drive.action,
     namespace: Annotated[str, Opt(help="namespace of the node it drives")] = "/",
     node_name: Annotated[str, Opt("--node-name", help="name of the node it drives")] = "vla_policy",
@@ -199,7 +241,13 @@ def sim(
 
     try:
         suite = get_suite(suite_name)
-        fams = list(_names(families) or suite.families)
+        if drive == Drive.plan:
+            from vla.planning.run import long_horizon_suite
+
+            lh = long_horizon_suite(suite, suite_name)
+            fams, split = list(_names(families) or lh.long_horizon_kinds), split or lh.long_horizon_splits[0]
+        else:
+            fams, split = list(_names(families) or suite.families), split or "train"
         cfg = SimConfig(
             drive=drive.value,
             node=_node_config(
@@ -210,8 +258,9 @@ def sim(
                 gripper_joints=_names(gripper_joints),
             ),
         )
+        make = lh.make_long_horizon if drive == Drive.plan else suite.make
         envs = {
-            f: suite.make(f, split=split, image_size=(image_size, image_size), action_mode=action_mode)
+            f: make(f, split=split, image_size=(image_size, image_size), action_mode=action_mode)
             for f in fams
         }
         tr = DdsTransport(domain_id)
@@ -249,6 +298,11 @@ def sim(
                     "goal_reason": o.goal_reason,
                     "failure": o.failure,
                 }
+                | (
+                    {"goal_success": bool(o.result.success), "steps_completed": int(o.result.steps_completed)}
+                    if drive == Drive.plan and o.result is not None
+                    else {}
+                )
                 for o in outs
             ]
     finally:
@@ -317,6 +371,13 @@ def topics(
             "vla_ros2/action/ExecuteInstruction",
             "action",
             "goal: instruction",
+        ),
+        (cfg.topic("scene"), "std_msgs/msg/String", "in", "with --planner: JSON scene description"),
+        (
+            cfg.topic("~/execute_plan"),
+            "vla_ros2/action/ExecutePlan",
+            "action",
+            "with --planner: goal: long-horizon request + scene",
         ),
     ]
     for topic, msgtype, direction, note in rows:

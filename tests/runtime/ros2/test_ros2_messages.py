@@ -13,7 +13,7 @@ import pytest
 from vla.envs.tabletop.embodiment import make_embodiment
 from vla.runtime.ros2 import codecs, messages, names
 from vla.runtime.ros2.codecs import CommandCodec, StateLayout
-from vla.runtime.ros2.messages import ACTION_TYPE
+from vla.runtime.ros2.messages import ACTION_TYPE, PLAN_ACTION_TYPE
 from vla.runtime.ros2.qos import RELIABLE
 
 REPO = Path(__file__).resolve().parents[3]
@@ -55,6 +55,19 @@ def _sent_messages() -> dict[str, dict]:
             "goal_id": gid,
             "feedback": {"step": 4, "confidence": 0.25, "safety": "clipped: workspace", "state": "acting"},
         },
+        f"{PLAN_ACTION_TYPE}_FeedbackMessage": {
+            "goal_id": gid,
+            "feedback": {
+                "step": 2,
+                "plan_steps": 3,
+                "skill": "push the blue ball to the left",
+                "attempt": 1,
+                "status": "failed",
+                "detail": "failed: timeout after 120 control steps",
+                "replans": 1,
+                "commands": 211,
+            },
+        },
     }
 
 
@@ -71,6 +84,27 @@ def _service_messages() -> dict[str, dict]:
         f"{ACTION_TYPE}_GetResult_Response": {
             "status": 4,
             "result": {"success": True, "reason": "succeeded", "steps": 17, "duration_s": 1.5},
+        },
+        f"{PLAN_ACTION_TYPE}_SendGoal_Request": {
+            "goal_id": gid,
+            "goal": {
+                "instruction": "put the red block in the bowl",
+                "scene": '{"objects": []}',
+                "max_steps": 0,
+            },
+        },
+        f"{PLAN_ACTION_TYPE}_GetResult_Response": {
+            "status": 6,
+            "result": {
+                "success": False,
+                "reason": "canceled",
+                "plan": ["put the red block in the bowl", "push the blue ball to the left"],
+                "plan_json": "[]",
+                "steps_completed": 1,
+                "replans": 0,
+                "steps": 140,
+                "duration_s": 2.5,
+            },
         },
         "action_msgs/srv/CancelGoal_Request": {"goal_info": info},
         "action_msgs/srv/CancelGoal_Response": {"return_code": 0, "goals_canceling": [info, info]},
@@ -161,6 +195,16 @@ def test_malformed_bytes_and_fields_are_errors_not_crashes() -> None:
         messages.build("foo_msgs/msg/Bar", {})
     with pytest.raises(ValueError, match="shorter than its 20-byte header"):
         messages.unframe(b"\x00\x01\x00\x00\x01")
+
+
+def test_shipped_plan_action_matches_the_ros_package() -> None:
+    shipped = (REPO / "ros2" / "vla_ros2" / "action" / "ExecutePlan.action").read_text()
+    assert shipped == messages.action_definition("ExecutePlan")
+    assert '"action/ExecutePlan.action"' in (REPO / "ros2" / "vla_ros2" / "CMakeLists.txt").read_text()
+    goal = messages.typestore().fielddefs[f"{PLAN_ACTION_TYPE}_Goal"][1]
+    assert [name for name, _ in goal] == ["instruction", "scene", "max_steps"]
+    with pytest.raises(KeyError, match="vla ships no action 'ExecutePlans'"):
+        messages.action_definition("ExecutePlans")
 
 
 def test_shipped_action_definition_matches_the_ros_package() -> None:

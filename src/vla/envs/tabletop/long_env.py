@@ -135,6 +135,12 @@ class LongHorizonEnv(TabletopEnv):
             ValueError: if the instruction is not a single-skill tabletop instruction, or names an
                 object or container that is not in the scene.
         """
+        self.start_step(instruction)
+        return self._observation()
+
+    def start_step(self, instruction: str) -> None:
+        """`begin_step` without rendering the observation: for a caller outside the thread that owns
+        the renderer (the ROS 2 sim's expert, which runs in the node's plan worker)."""
         if self.long is None:
             raise RuntimeError("LongHorizonEnv.begin_step called before reset()")
         step = parse_step(instruction)
@@ -149,7 +155,6 @@ class LongHorizonEnv(TabletopEnv):
         self._instruction = instruction
         self.step_index += 1
         self.episode_index += 1  # the expert re-plans from the current state
-        return self._observation()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         obs, _, _, _, info = super().step(action)

@@ -1,9 +1,12 @@
-"""The ROS 2 action protocol over DDS (what rcl_action does): server and client of ExecuteInstruction.
+"""The ROS 2 action protocol over DDS (what rcl_action does): server and client of vla's actions
+(`messages.ACTIONS`: ExecuteInstruction, ExecutePlan), one action type per server.
 
 An action `/a` is three services and two topics (see `names`): send_goal (goal id + goal -> accepted),
 cancel_goal (action_msgs/srv/CancelGoal), get_result (answered when the goal ends), feedback
 (goal id + feedback) and status (action_msgs/msg/GoalStatusArray, transient local). The server keeps the
-last `KEEP_FINISHED` finished goals so their results can still be fetched.
+last `KEEP_FINISHED` finished goals so their results can still be fetched. Every vla goal has an
+`instruction` (empty: rejected) and a `max_steps`; the node gets the goal's other fields as
+`GoalRequest.fields`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from vla.runtime.ros2 import names
 from vla.runtime.ros2.dds import DdsServiceClient, DdsTransport, RequestId, wait_until
-from vla.runtime.ros2.messages import ACTION_TYPE, build
+from vla.runtime.ros2.messages import ACTION_TYPE, build, typestore
 from vla.runtime.ros2.qos import ACTION_STATUS, RELIABLE
 from vla.runtime.ros2.transport import (
     STATUS_ACCEPTED,
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 KEEP_FINISHED = 64
 CANCEL_NONE, CANCEL_REJECTED, CANCEL_UNKNOWN_GOAL, CANCEL_TERMINATED = 0, 1, 2, 3
 _ZERO_ID = bytes(16)
+_COMMON_GOAL_FIELDS = ("instruction", "max_steps")
 
 
 def stamp(ns: int) -> dict[str, int]:
@@ -53,6 +57,26 @@ def uuid_bytes(msg: Any) -> bytes:
     return bytes(np.asarray(msg.uuid, dtype=np.uint8).tobytes())
 
 
+def goal_field_names(action_type: str) -> tuple[str, ...]:
+    """The goal fields of `action_type` beyond the common `instruction` and `max_steps`.
+
+    Raises:
+        KeyError: the type is unknown. ValueError: its goal lacks `instruction` or `max_steps`.
+    """
+    goal = f"{action_type}_Goal"
+    if goal not in typestore().fielddefs:
+        raise KeyError(f"unknown action type '{action_type}' (no {goal})")
+    fields = tuple(name for name, _ in typestore().fielddefs[goal][1])
+    missing = [f for f in _COMMON_GOAL_FIELDS if f not in fields]
+    if missing:
+        raise ValueError(f"{goal} lacks {missing}; every vla action's goal has {list(_COMMON_GOAL_FIELDS)}")
+    return tuple(f for f in fields if f not in _COMMON_GOAL_FIELDS)
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
 @dataclass
 class _Goal:
     status: int
@@ -62,17 +86,19 @@ class _Goal:
 
 
 class DdsActionServer:
-    """The server side of the ExecuteInstruction action on a DDS transport.
+    """The server side of one action on a DDS transport.
 
     Args:
         transport: the participant.
         name: the absolute action name, e.g. "/vla_policy/execute_instruction".
+        action_type: e.g. "vla_ros2/action/ExecuteInstruction" (`messages.ACTIONS`).
     """
 
-    def __init__(self, transport: DdsTransport, name: str) -> None:
+    def __init__(self, transport: DdsTransport, name: str, action_type: str = ACTION_TYPE) -> None:
         self.name = name
+        self.action_type = t = action_type
         self._transport = transport
-        t = ACTION_TYPE
+        self._extra = goal_field_names(t)
         self._send = transport.service_server(
             names.action_service(name, "send_goal"), f"{t}_SendGoal_Request", f"{t}_SendGoal_Response"
         )
@@ -107,7 +133,8 @@ class DdsActionServer:
             self._send.reply(rid, build(self._send.response_type, {"accepted": ok, "stamp": stamp(now)}))
             if ok:
                 self._goals[gid] = _Goal(STATUS_ACCEPTED, now)
-                events.append(GoalRequest(gid, instruction, int(req.goal.max_steps)))
+                extra = {f: _plain(getattr(req.goal, f)) for f in self._extra}
+                events.append(GoalRequest(gid, instruction, int(req.goal.max_steps), extra))
                 changed = True
         for rid, req in self._cancel.take():
             code, ids = self._match_cancel(uuid_bytes(req.goal_info.goal_id), stamp_ns(req.goal_info.stamp))
@@ -198,15 +225,16 @@ class DdsActionServer:
 
 
 class DdsActionClient:
-    """A client of the ExecuteInstruction action (the sim's episode runner, tests, scripts).
+    """A client of one of vla's actions (the sim's episode runner, tests, scripts).
 
     Args:
         transport: the participant.
         name: the absolute action name.
+        action_type: the action's type (default ExecuteInstruction).
     """
 
-    def __init__(self, transport: DdsTransport, name: str) -> None:
-        t = ACTION_TYPE
+    def __init__(self, transport: DdsTransport, name: str, action_type: str = ACTION_TYPE) -> None:
+        t = self.action_type = action_type
         self.name = name
         self._send: DdsServiceClient = transport.service_client(
             names.action_service(name, "send_goal"), f"{t}_SendGoal_Request", f"{t}_SendGoal_Response"
@@ -246,19 +274,29 @@ class DdsActionClient:
             time.sleep(0.002)
         raise TimeoutError(f"action {self.name}: no reply to {what} within {timeout_s:.1f} s")
 
-    def send_goal(self, instruction: str, *, max_steps: int = 0, timeout_s: float = 5.0) -> bytes:
+    def send_goal(
+        self,
+        instruction: str,
+        *,
+        max_steps: int = 0,
+        fields: dict[str, Any] | None = None,
+        timeout_s: float = 5.0,
+    ) -> bytes:
         """Sends a goal and asks for its result; returns the goal id.
+
+        Args:
+            instruction: the goal's instruction.
+            max_steps: its step budget (0: the node's default).
+            fields: the action's other goal fields (ExecutePlan: {"scene": json}).
+            timeout_s: how long to wait for the server's reply.
 
         Raises:
             RuntimeError: the server rejected the goal. TimeoutError: no reply in time.
         """
         gid = os.urandom(16)
+        goal = {**(fields or {}), "instruction": instruction, "max_steps": max_steps}
         req = build(
-            self._send.request_type,
-            {
-                "goal_id": {"uuid": np.frombuffer(gid, np.uint8)},
-                "goal": {"instruction": instruction, "max_steps": max_steps},
-            },
+            self._send.request_type, {"goal_id": {"uuid": np.frombuffer(gid, np.uint8)}, "goal": goal}
         )
         reply = self._await(self._send, self._send.call(req), timeout_s, "send_goal")
         if not reply.accepted:
@@ -296,7 +334,7 @@ class DdsActionClient:
                 self.results[gid] = (int(msg.status), msg.result)
 
     def wait_result(self, goal_id: bytes, *, timeout_s: float) -> tuple[int, Any]:
-        """Blocks until the goal's result arrives: (terminal status, ExecuteInstruction_Result)."""
+        """Blocks until the goal's result arrives: (terminal status, the action's Result message)."""
         deadline = time.monotonic() + timeout_s
         while goal_id not in self.results:
             if time.monotonic() >= deadline:

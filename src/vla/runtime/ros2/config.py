@@ -12,6 +12,8 @@ Default topics, relative to the node's namespace (remap any with "from:=to"):
     out  command/joint_trajectory    trajectory_msgs/JointTrajectory (absolute joint spaces)
     out  ~/status                    diagnostic_msgs/DiagnosticArray
     act  ~/execute_instruction       vla_ros2/action/ExecuteInstruction
+    in   scene                       std_msgs/String           with a planner: a JSON scene description
+    act  ~/execute_plan              vla_ros2/action/ExecutePlan (with a planner: long-horizon requests)
 """
 
 from __future__ import annotations

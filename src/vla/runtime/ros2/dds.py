@@ -108,10 +108,10 @@ class DdsTransport:
     def service_client(self, service: str, request_type: str, response_type: str) -> DdsServiceClient:
         return DdsServiceClient(self, service, request_type, response_type)
 
-    def action_server(self, name: str) -> ActionEndpoint:
+    def action_server(self, name: str, action_type: str = messages.ACTION_TYPE) -> ActionEndpoint:
         from vla.runtime.ros2.action import DdsActionServer
 
-        return DdsActionServer(self, name)
+        return DdsActionServer(self, name, action_type)
 
     def make(self, msgtype: str, fields: dict[str, Any]) -> Any:
         return messages.build(msgtype, fields)

@@ -1,10 +1,10 @@
 """ROS 2 message types without a ROS install: definitions and CDR from `rosbags`, DDS types for cyclonedds.
 
 The message definitions are rosbags' copy of ROS 2 Humble's (std_msgs, sensor_msgs, geometry_msgs,
-trajectory_msgs, diagnostic_msgs, action_msgs, ...), plus the `vla_ros2/action/ExecuteInstruction`
-action shipped with vla (`interfaces/ExecuteInstruction.action`, also in the ROS package
-`ros2/vla_ros2`) expanded into the eight types rosidl generates for an action, and the two
-`action_msgs/srv/CancelGoal` service types.
+trajectory_msgs, diagnostic_msgs, action_msgs, ...), plus the actions shipped with vla
+(`interfaces/<Name>.action`, also in the ROS package `ros2/vla_ros2`: `ExecuteInstruction`, and
+`ExecutePlan` for long-horizon requests) each expanded into the eight types rosidl generates for an
+action, and the two `action_msgs/srv/CancelGoal` service types.
 
 Payloads are serialized by rosbags (numpy-backed, ~100x faster than cyclonedds' pure-Python
 serializer for an image); cyclonedds only needs the type's structure to register the topic, which
@@ -33,6 +33,10 @@ ACTION_PACKAGE = "vla_ros2"
 ACTION_NAME = "ExecuteInstruction"
 ACTION_TYPE = f"{ACTION_PACKAGE}/action/{ACTION_NAME}"
 ACTION_FILE = "ExecuteInstruction.action"
+PLAN_ACTION_NAME = "ExecutePlan"
+PLAN_ACTION_TYPE = f"{ACTION_PACKAGE}/action/{PLAN_ACTION_NAME}"
+# Every action shipped in `interfaces/` (one `<Name>.action` file each).
+ACTIONS = (ACTION_NAME, PLAN_ACTION_NAME)
 
 _NUMPY = {
     "bool": np.bool_,
@@ -69,9 +73,11 @@ _HEADER = struct.Struct("<Qq")
 _HEADER_BE = struct.Struct(">Qq")
 
 
-def action_definition() -> str:
-    """The text of the shipped ExecuteInstruction.action."""
-    return resources.files("vla.runtime.ros2.interfaces").joinpath(ACTION_FILE).read_text()
+def action_definition(name: str = ACTION_NAME) -> str:
+    """The text of a shipped action, `interfaces/<name>.action` (one of `ACTIONS`)."""
+    if name not in ACTIONS:
+        raise KeyError(f"vla ships no action '{name}'; actions: {ACTIONS}")
+    return resources.files("vla.runtime.ros2.interfaces").joinpath(f"{name}.action").read_text()
 
 
 def _split_action(text: str) -> tuple[str, str, str]:
@@ -138,7 +144,10 @@ def _cancel_types() -> dict[str, Any]:
 def typestore() -> Typestore:
     """rosbags' ROS 2 Humble definitions plus vla's action types (one store per process)."""
     ts = get_typestore(Stores.ROS2_HUMBLE)
-    ts.register({**action_types(action_definition()), **_cancel_types()})
+    defs: dict[str, Any] = dict(_cancel_types())
+    for name in ACTIONS:
+        defs.update(action_types(action_definition(name), name=name))
+    ts.register(defs)
     return ts
 
 
@@ -149,7 +158,9 @@ def has_type(msgtype: str) -> bool:
 def _fields(msgtype: str) -> list[tuple[str, tuple[Any, Any]]]:
     ts = typestore()
     if msgtype not in ts.fielddefs:
-        raise KeyError(f"unknown ROS message type '{msgtype}' (rosbags' ROS 2 Humble set plus {ACTION_TYPE})")
+        raise KeyError(
+            f"unknown ROS message type '{msgtype}' (rosbags' ROS 2 Humble set plus the actions {ACTIONS})"
+        )
     return list(ts.fielddefs[msgtype][1])
 
 

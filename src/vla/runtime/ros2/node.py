@@ -18,6 +18,11 @@ answers the action server, and at each control tick decides:
 all run inside `controller` (`vla.runtime.make_safe_controller`). A task is an action goal or an
 instruction from the topic; it ends on the task_success signal, its step budget (after a grace of
 stale_ms for a late success), cancel, preemption by a newer task, or the e-stop.
+
+With a `PlanRoute` the node also serves ExecutePlan (`plan_server`, `plan_goal`): the executor plans and
+runs a long-horizon request in a worker thread; at an acting tick the loop hands it the observation
+instead of calling the controller and publishes the commands it posts. The goal ends when the
+executor's step monitor says so, never on task_success.
 """
 
 from __future__ import annotations
@@ -35,11 +40,14 @@ import numpy as np
 from vla.runtime.ros2 import codecs
 from vla.runtime.ros2.codecs import ERROR, OK, STALE, WARN, CommandCodec, InputError, StateLayout
 from vla.runtime.ros2.config import NodeConfig, camera_topic
+from vla.runtime.ros2.plan_goal import PlanRoute, PlanRun
+from vla.runtime.ros2.plan_server import PlanServer
 from vla.runtime.ros2.qos import LATCHED, RELIABLE, SENSOR
 from vla.runtime.ros2.transport import (
     STATUS_ABORTED,
     STATUS_CANCELED,
     STATUS_SUCCEEDED,
+    ActionEndpoint,
     CancelRequest,
     GoalRequest,
     Received,
@@ -82,7 +90,10 @@ class _Input:
 
 @dataclass
 class Task:
-    """What the node is doing: an instruction, from a goal (goal_id) or the topic (goal_id None)."""
+    """What the node is doing: an instruction, from a goal (goal_id) or the topic (goal_id None).
+
+    A goal's `endpoint` is the action server it came through; `run` is set for ExecutePlan goals.
+    """
 
     instruction: str
     goal_id: bytes | None
@@ -90,6 +101,8 @@ class Task:
     started_ns: int
     steps: int = 0
     budget_spent_ns: int = 0
+    endpoint: ActionEndpoint | None = None
+    run: PlanRun | None = None
 
 
 @dataclass
@@ -116,6 +129,7 @@ class PolicyNode:
         transport: the middleware (`DdsTransport` or the rclpy adapter).
         config: node settings.
         name: the policy's name, for the status.
+        plans: serve the ExecutePlan action with this planner and step monitor (None: not served).
     """
 
     def __init__(
@@ -126,6 +140,7 @@ class PolicyNode:
         config: NodeConfig | None = None,
         *,
         name: str = "vla",
+        plans: PlanRoute | None = None,
     ) -> None:
         self.config = cfg = config or NodeConfig()
         self.controller = controller
@@ -159,6 +174,8 @@ class PolicyNode:
         self._status = transport.advertise(self.status_topic, "diagnostic_msgs/msg/DiagnosticArray", LATCHED)
         self.action_name = cfg.topic("~/execute_instruction")
         self.action = transport.action_server(self.action_name)
+        self._controller_lock = threading.Lock()  # plan workers use the controller from their thread
+        self.plans = PlanServer(plans, transport, cfg, controller, self._controller_lock) if plans else None
         self.task: Task | None = None
         self.estopped = False
         self.estop_reason = ""
@@ -186,6 +203,8 @@ class PolicyNode:
             status=self.status_topic,
             action=self.action_name,
         )
+        if self.plans is not None:
+            out.update(scene=self.plans.scene_sub.topic, plan_action=self.plans.action_name)
         return out
 
     # ---- the loop ---------------------------------------------------------------------------------
@@ -212,6 +231,8 @@ class PolicyNode:
                 self.transport.wait((next_tick - now) / 1e9)
         finally:
             self._end_task(STATUS_ABORTED, "shutdown")
+            if self.plans is not None:
+                self.plans.close()
 
     def drain(self) -> None:
         """Takes everything that arrived: inputs, task_success, e-stop, instructions, goal events."""
@@ -220,7 +241,7 @@ class PolicyNode:
                 self.inputs[key].update(r)
         # task_success first: a success taken together with a new goal belongs to the task before it.
         for r in self._success.take():
-            if bool(r.msg.data) and self.task is not None:
+            if bool(r.msg.data) and self.task is not None and self.task.run is None:
                 self._end_task(STATUS_SUCCEEDED, "succeeded")
         for r in self._estop.take():
             self._set_estop(bool(r.msg.data))
@@ -230,17 +251,55 @@ class PolicyNode:
                 self._start_task(Task(text, None, None, self.transport.now_ns()))
             elif self.task is not None:
                 self._end_task(STATUS_CANCELED, "canceled")
-        for event in self.action.poll():
+        self._serve(self.action)
+        if self.plans is not None:
+            self.plans.take_scenes(self.task.run if self.task else None)
+            self._serve(self.plans.endpoint)
+            self._drain_plans()
+
+    def _serve(self, endpoint: ActionEndpoint) -> None:
+        """Starts and cancels the goals of one action server."""
+        for event in endpoint.poll():
             if isinstance(event, GoalRequest):
                 budget = event.max_steps or self.config.max_steps
-                self._start_task(Task(event.instruction, event.goal_id, budget, self.transport.now_ns()))
+                now = self.transport.now_ns()
+                run = None
+                if self.plans is not None and endpoint is self.plans.endpoint:
+                    run = self.plans.new_run(event, budget=budget, now_ns=now)
+                self._start_task(
+                    Task(event.instruction, event.goal_id, budget, now, endpoint=endpoint, run=run)
+                )
                 if self.estopped:
                     self._end_task(STATUS_ABORTED, f"estop: {self.estop_reason}")
+                elif run is not None:
+                    run.start()
             elif isinstance(event, CancelRequest):
-                if self.task is not None and self.task.goal_id in event.goal_ids:
+                task = self.task
+                if task is not None and task.endpoint is endpoint and task.goal_id in event.goal_ids:
                     self._end_task(STATUS_CANCELED, "canceled")
+                live = self.plans.live() if self.plans is not None else set()  # end with their worker
                 for gid in event.goal_ids:  # goals that are not running any more end too
-                    self.action.finish(gid, STATUS_CANCELED, self._result(False, "canceled", 0, 0.0))
+                    if gid not in live:
+                        endpoint.finish(gid, STATUS_CANCELED, self._result(False, "canceled", 0, 0.0))
+
+    # ---- ExecutePlan goals (plan_server.py) --------------------------------------------------------
+    def _drain_plans(self) -> None:
+        assert self.plans is not None
+        ended = self.plans.drain(self.task.run if self.task else None, self._publish_plan_command)
+        if self.task is not None and self.task.run in ended:  # it ended by itself
+            self.task = None
+
+    def _publish_plan_command(self, action: np.ndarray, stamp: int) -> None:
+        task = self.task
+        assert task is not None and task.run is not None
+        if not np.all(np.isfinite(action)):  # only without a safety filter (unsafe mode)
+            return self._end_task(STATUS_ABORTED, "bad_command: the controller returned a non-finite command")
+        self._publish(action, stamp)
+        task.steps += 1
+        task.run.commands += 1
+        run = task.run
+        self._report("acting", OK, f"acting: plan step {run.index}/{run.plan_steps} '{run.text}'")
+        return None
 
     def _ready(self) -> bool:
         return (
@@ -281,9 +340,15 @@ class PolicyNode:
                 i.mark_used()  # the same bad message is not re-tried every tick
             return self._hold("bad_input", WARN, f"bad_input: {e}")
         stamp = max(i.stamp_ns for i in self.inputs.values())
+        if task.run is not None:  # the goal's worker acts on it; its commands come back through drain
+            for i in self.inputs.values():
+                i.mark_used()
+            task.run.offer(obs, stamp)
+            return None
         t0 = time.perf_counter()
         try:
-            action = np.asarray(self.controller.act(obs), dtype=np.float32)
+            with self._controller_lock:
+                action = np.asarray(self.controller.act(obs), dtype=np.float32)
         except Exception as e:  # a SafeController holds by itself; anything else must not kill the node
             for i in self.inputs.values():
                 i.mark_used()
@@ -298,8 +363,8 @@ class PolicyNode:
         task.steps += 1
         safety = self._safety_text()
         self._report("acting", OK, f"acting: step {task.steps}" + ("" if safety == "ok" else f" ({safety})"))
-        if task.goal_id is not None:
-            self.action.feedback(
+        if task.goal_id is not None and task.endpoint is not None:
+            task.endpoint.feedback(
                 task.goal_id,
                 {"step": task.steps, "confidence": self._confidence(), "safety": safety, "state": "acting"},
             )
@@ -343,16 +408,20 @@ class PolicyNode:
                 self.transport.make(self.codec.msgtype, self.codec.encode(hold, stamp_ns=stamp))
             )
         self._report(state, level, message)
-        if self.task is not None and self.task.goal_id is not None:
-            self.action.feedback(
-                self.task.goal_id,
-                {
-                    "step": self.task.steps,
+        task = self.task
+        if task is not None and task.goal_id is not None and task.endpoint is not None:
+            fields = (
+                task.run.hold_feedback(state)  # once per change: a plan's feedback is per step
+                if task.run is not None
+                else {
+                    "step": task.steps,
                     "confidence": self._confidence(),
                     "safety": f"hold: {state}",
                     "state": state,
-                },
+                }
             )
+            if fields is not None:
+                task.endpoint.feedback(task.goal_id, fields)
 
     def _report(self, state: str, level: int, message: str) -> None:
         self.state, self.level, self.message = state, level, message
@@ -433,9 +502,10 @@ class PolicyNode:
         if self.task is not None:
             self._end_task(STATUS_ABORTED, "preempted")
         self.task = task
-        self.controller.reset()
-        if task.goal_id is not None:
-            self.action.executing(task.goal_id)
+        with self._controller_lock:
+            self.controller.reset()
+        if task.goal_id is not None and task.endpoint is not None:
+            task.endpoint.executing(task.goal_id)
         logger.info("%s: new task '%s'%s", self.name, task.instruction, " (goal)" if task.goal_id else "")
 
     def _end_task(self, status: int, reason: str) -> None:
@@ -443,9 +513,11 @@ class PolicyNode:
         if task is None:
             return
         logger.info("%s: task '%s' ended after %d steps: %s", self.name, task.instruction, task.steps, reason)
-        if task.goal_id is not None:
+        if task.run is not None:
+            task.run.stop(reason, status)  # the goal ends when its worker has stopped (`_drain_plans`)
+        elif task.goal_id is not None and task.endpoint is not None:
             dur = (self.transport.now_ns() - task.started_ns) / 1e9
-            self.action.finish(
+            task.endpoint.finish(
                 task.goal_id, status, self._result(status == STATUS_SUCCEEDED, reason, task.steps, dur)
             )
 

@@ -1,8 +1,8 @@
 """The node on a ROS 2 install: the same `PolicyNode`, with rclpy as its transport.
 
 rclpy spins in a background thread (a multi-threaded executor); subscription callbacks queue the
-messages the node's loop takes, and the ExecuteInstruction action server turns rclpy's goal handles
-into the node's goal events. The action type comes from the `vla_ros2` package (`ros2/vla_ros2` in
+messages the node's loop takes, and the action servers (ExecuteInstruction, ExecutePlan) turn rclpy's
+goal handles into the node's goal events. The action types come from the `vla_ros2` package (`ros2/vla_ros2` in
 this repository: build it with colcon and source the workspace). Messages are rclpy's own classes,
 built from the same field dicts the DDS transport uses. Not exercised by vla's tests (no ROS here);
 the logic it runs is the DDS-tested `PolicyNode`.
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vla.runtime.ros2.messages import ACTION_TYPE
 from vla.runtime.ros2.qos import QosProfile
 from vla.runtime.ros2.transport import (
     STATUS_CANCELED,
@@ -125,15 +126,15 @@ class _Publisher:
 
 
 class RclpyActionServer:
-    """ExecuteInstruction on rclpy's ActionServer, as goal events for the node's loop."""
+    """One of vla's actions on rclpy's ActionServer, as goal events for the node's loop."""
 
-    def __init__(self, transport: RclpyTransport, name: str) -> None:
+    def __init__(self, transport: RclpyTransport, name: str, action_type: str = ACTION_TYPE) -> None:
         from rclpy.action import ActionServer, CancelResponse, GoalResponse
         from rclpy.callback_groups import ReentrantCallbackGroup
 
         self.name = name
         try:
-            self._action = message_class("vla_ros2/action/ExecuteInstruction")
+            self._action = message_class(action_type)
         except (ImportError, ValueError, AttributeError, LookupError) as e:
             raise ValueError(
                 "the vla_ros2 interfaces are not built or not sourced: cp -r ros2/vla_ros2 <ws>/src && "
@@ -156,7 +157,12 @@ class RclpyActionServer:
                 self._handles[gid] = handle
                 self._done[gid] = threading.Event()
             req = handle.request
-            self._events.append(GoalRequest(gid, str(req.instruction).strip(), int(req.max_steps)))
+            extra = {
+                f: getattr(req, f)
+                for f in req.get_fields_and_field_types()
+                if f not in ("instruction", "max_steps")
+            }
+            self._events.append(GoalRequest(gid, str(req.instruction).strip(), int(req.max_steps), extra))
             self._wake.set()
             handle.execute()
 
@@ -242,8 +248,8 @@ class RclpyTransport:
     def advertise(self, topic: str, msgtype: str, qos: QosProfile) -> _Publisher:
         return _Publisher(self.node, topic, msgtype, qos)
 
-    def action_server(self, name: str) -> RclpyActionServer:
-        return RclpyActionServer(self, name)
+    def action_server(self, name: str, action_type: str = ACTION_TYPE) -> RclpyActionServer:
+        return RclpyActionServer(self, name, action_type)
 
     def make(self, msgtype: str, fields: dict[str, Any]) -> Any:
         return fill(message_class(msgtype)(), fields)

@@ -8,11 +8,16 @@ next. The node acts once per new observation, so the ROS 2 loop takes the same a
 seeds as `vla eval` does in-process. While it waits, the sim re-sends the current observation (same
 stamp) every `resend_s`, which recovers a camera frame lost on a best-effort link without ever making
 the node act twice. Episodes are driven through the node's ExecuteInstruction action (or its
-instruction topic); success comes from the simulator and is published on task_success.
+instruction topic); success comes from the simulator and is published on task_success. With
+`drive="plan"` an episode is one long-horizon request (a suite's `make_long_horizon` env) sent as an
+ExecutePlan goal with the env's scene description, which the sim also publishes on the `scene` topic
+with every observation (standing in for a perception module); the node's step monitor decides when
+the request is done, so nothing goes on task_success.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,12 +31,13 @@ from vla.runtime.ros2.action import DdsActionClient
 from vla.runtime.ros2.codecs import CommandCodec, InputError, StateLayout
 from vla.runtime.ros2.config import NodeConfig, camera_topic
 from vla.runtime.ros2.dds import DdsTransport
+from vla.runtime.ros2.messages import ACTION_TYPE, PLAN_ACTION_TYPE
 from vla.runtime.ros2.qos import RELIABLE, SENSOR
 from vla.types import ActionChunk, Observation
 
 logger = logging.getLogger(__name__)
 
-DRIVES = ("action", "topic")
+DRIVES = ("action", "topic", "plan")
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,10 @@ class SimConfig:
     """How the simulated robot runs.
 
     Attributes:
-        drive: "action" (each episode is an ExecuteInstruction goal) or "topic" (the instruction topic).
+        drive: "action" (each episode is an ExecuteInstruction goal), "topic" (the instruction topic) or
+            "plan" (each episode is an ExecutePlan goal of a long-horizon env).
         node: the topic names of the node it drives (namespace, remaps, joint names); its
-            `node_name` locates the action (~/execute_instruction).
+            `node_name` locates the actions (~/execute_instruction, ~/execute_plan).
         resend_s: re-send the current observation after this long without a command.
         step_timeout_s: end the episode as failed after this long without a command.
         result_timeout_s: how long to wait for the goal's result after the episode ended.
@@ -79,6 +86,8 @@ class EpisodeOutcome:
         goal_reason: the result's reason ("" with drive="topic").
         failure: why the episode ended early ("" if it ran normally).
         actions: the executed commands, float32 [steps, A].
+        result: the goal's result message (None with drive="topic").
+        feedback: the goal's feedback messages, in order.
     """
 
     seed: int
@@ -89,6 +98,8 @@ class EpisodeOutcome:
     goal_reason: str = ""
     failure: str = ""
     actions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    result: Any = None
+    feedback: list[Any] = field(default_factory=list)
 
 
 class SimRobot:
@@ -125,8 +136,22 @@ class SimRobot:
         self._success = transport.advertise(n.topic("task_success"), "std_msgs/msg/Bool", RELIABLE)
         self._instruction = transport.advertise(n.topic("instruction"), "std_msgs/msg/String", RELIABLE)
         self._commands = transport.subscribe(n.topic(self.codec.topic), self.codec.msgtype, RELIABLE)
+        self._scene = None
+        if cfg.drive == "plan":
+            if not callable(getattr(env, "describe_scene", None)):
+                raise ValueError(
+                    f"drive 'plan' needs a long-horizon env with describe_scene() (a suite's "
+                    f"make_long_horizon), got {type(env).__name__}"
+                )
+            self._scene = transport.advertise(n.topic("scene"), "std_msgs/msg/String", RELIABLE)
+        action = {
+            "action": ("~/execute_instruction", ACTION_TYPE),
+            "plan": ("~/execute_plan", PLAN_ACTION_TYPE),
+        }
         self.client = (
-            DdsActionClient(transport, n.topic("~/execute_instruction")) if cfg.drive == "action" else None
+            DdsActionClient(transport, n.topic(action[cfg.drive][0]), action[cfg.drive][1])
+            if cfg.drive in action
+            else None
         )
         self.bad_commands = 0
 
@@ -172,6 +197,11 @@ class SimRobot:
         if self.layout.needs_pose:
             fields = self.layout.pose_fields(state, stamp_ns=stamp_ns, frame_id=self.config.frame_id)
             self._pose.publish(make(self._pose.msgtype, fields))
+        if self._scene is not None:
+            self._scene.publish(make(self._scene.msgtype, {"data": self._scene_json()}))
+
+    def _scene_json(self) -> str:
+        return json.dumps(self.env.describe_scene().to_json())
 
     def _next_command(
         self, obs: dict[str, Any], stamp_ns: int, goal: bytes | None
@@ -198,17 +228,30 @@ class SimRobot:
                 last_send = now
             self.transport.wait(0.005)
 
-    def run_episode(self, seed: int) -> EpisodeOutcome:
-        """Resets the env with `seed` and runs one episode through the node."""
+    def run_episode(
+        self, seed: int, *, instruction: str | None = None, max_steps: int | None = None
+    ) -> EpisodeOutcome:
+        """Resets the env with `seed` and runs one episode through the node.
+
+        Args:
+            seed: the episode's seed.
+            instruction: drive="plan": this request in the seed's scene instead of the episode's own.
+            max_steps: the goal's step budget (default: the env's episode length).
+        """
         env, cfg = self.env, self.config
-        obs, _ = env.reset(seed=seed)
+        if instruction is not None and cfg.drive != "plan":
+            raise ValueError("run_episode(instruction=...) needs drive='plan' (a long-horizon env)")
+        options = None if instruction is None else {"instruction": instruction}
+        obs, _ = env.reset(seed=seed, options=options) if options else env.reset(seed=seed)
         self._commands.take()  # nothing from before this episode may drive it
         instruction = str(obs["instruction"])
         stamp = self.transport.now_ns()
         self.publish(obs, stamp)
         goal = None
         if self.client is not None:
-            goal = self.client.send_goal(instruction, max_steps=int(env.max_steps))
+            extra = {"scene": self._scene_json()} if self._scene is not None else None
+            budget = int(env.max_steps if max_steps is None else max_steps)
+            goal = self.client.send_goal(instruction, max_steps=budget, fields=extra)
         else:
             self._instruction.publish(self.transport.make("std_msgs/msg/String", {"data": instruction}))
         actions: list[np.ndarray] = []
@@ -220,7 +263,7 @@ class SimRobot:
             obs, _, terminated, truncated, info = env.step(action)
             actions.append(action)
             success = bool(info.get("success", False))
-            if success:
+            if success and self._scene is None:  # a plan is judged by the node's step monitor
                 self._success.publish(self.transport.make("std_msgs/msg/Bool", {"data": True}))
             if terminated or truncated:
                 break
@@ -237,7 +280,9 @@ class SimRobot:
         if self.client is not None and goal is not None:
             try:
                 status, result = self.client.wait_result(goal, timeout_s=cfg.result_timeout_s)
-                out.goal_status, out.goal_reason = status, str(result.reason)
+                out.goal_status, out.goal_reason, out.result = status, str(result.reason), result
+                self.client.poll()
+                out.feedback = list(self.client.feedback.get(goal, []))
             except TimeoutError as e:
                 out.failure = out.failure or str(e)
         elif not success:
@@ -249,17 +294,27 @@ class ExpertPolicy:
     """A suite's scripted expert as a policy (it reads the simulator, so it runs in the sim's process).
 
     Used to check the ROS 2 loop's mechanics with a controller that succeeds: the expert follows the env
-    it was made for, chunks of one action, through the same safety filter as a learned policy.
+    it was made for, chunks of one action, through the same safety filter as a learned policy. In an
+    env that runs one skill at a time (`start_step`, a long-horizon env) it starts the skill the
+    observation's instruction names whenever that instruction changes, as `Executor` does in-process:
+    the node tells the policy a plan step only through the instruction. (A retry in the same words is
+    not seen as a new step; the node's plan route rephrases retries when the suite can.)
     """
 
     def __init__(self, suite: Any, env: Any) -> None:
+        self.env = env
         self.expert = suite.expert(env)
         self.embodiment = env.embodiment
         self.config = SimpleNamespace(obs_horizon=1)
+        self._step = ""
 
     def predict(self, obs: Observation) -> ActionChunk:
         state = np.asarray(obs.state)[0, -1]
         single = {"images": {k: np.asarray(v)[0, -1] for k, v in obs.images.items()}, "state": state}
         single["instruction"] = obs.instruction[0] if isinstance(obs.instruction, list) else obs.instruction
+        start = getattr(self.env, "start_step", None)  # begin_step without rendering (not our thread)
+        if start is not None and (self.env.step_index == 0 or single["instruction"] != self._step):
+            start(single["instruction"])  # step_index 0: the env was reset since
+            self._step = single["instruction"]
         action = np.asarray(self.expert.act(single), dtype=np.float32)
         return ActionChunk(actions=action[None, None], confidence=np.ones(1, np.float32))

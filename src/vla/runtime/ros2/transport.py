@@ -8,6 +8,7 @@ node's logic never depends on which one runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,17 +35,22 @@ class Received:
 
 @dataclass(frozen=True)
 class GoalRequest:
-    """A new ExecuteInstruction goal, already accepted by the transport.
+    """A new goal of one of vla's actions, already accepted by the transport.
+
+    Every vla action's goal has an `instruction` and a `max_steps`; an action's other goal fields
+    (ExecutePlan's `scene`) come in `fields`, as plain Python values.
 
     Attributes:
         goal_id: the 16-byte goal UUID.
         instruction: the goal's instruction.
         max_steps: the goal's step budget (0: the node's default).
+        fields: the goal's other fields, name -> value.
     """
 
     goal_id: bytes
     instruction: str
     max_steps: int
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class Publisher(Protocol):
 
 
 class ActionEndpoint(Protocol):
-    """The server side of the ExecuteInstruction action, as events for the node's loop."""
+    """The server side of one action (ExecuteInstruction, ExecutePlan), as events for the node's loop."""
 
     name: str
 
@@ -108,7 +114,9 @@ class Transport(Protocol):
 
     def advertise(self, topic: str, msgtype: str, qos: QosProfile) -> Publisher: ...
 
-    def action_server(self, name: str) -> ActionEndpoint: ...
+    def action_server(self, name: str, action_type: str = ...) -> ActionEndpoint:
+        """The server of the action `name` of `action_type` (default: ExecuteInstruction)."""
+        ...
 
     def make(self, msgtype: str, fields: dict[str, Any]) -> Any: ...
 
