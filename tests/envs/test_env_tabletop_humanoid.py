@@ -9,6 +9,7 @@ from vla.envs import get_suite
 from vla.envs.tabletop.humanoid import language, tasks
 from vla.envs.tabletop.humanoid.env import HumanoidTabletopEnv
 from vla.envs.tabletop.humanoid.expert import HumanoidExpert
+from vla.robots.g1.embodiment import BALANCE_STOP_MARGIN
 
 SUITE_FAMILIES = get_suite("tabletop").families_for(robot="humanoid")
 
@@ -28,24 +29,32 @@ def envs():
 
 
 def _run(env: HumanoidTabletopEnv, seed: int) -> tuple[dict, int]:
+    """Runs the expert for one episode; info gains "min_margin", the lowest balance margin seen."""
     expert = HumanoidExpert(env)
     obs, _ = env.reset(seed=seed)
     expert.reset()
     info: dict = {}
+    lowest = np.inf
+    steps = env.max_steps
     for step in range(env.max_steps):
         obs, _, terminated, truncated, info = env.step(expert.act(obs))
+        lowest = min(lowest, info["balance_margin"])
         if terminated or truncated:
-            return info, step + 1
-    return info, env.max_steps
+            steps = step + 1
+            break
+    return {**info, "min_margin": lowest}, steps
 
 
 @pytest.mark.parametrize("family", SUITE_FAMILIES)
 def test_expert_succeeds_on_each_suite_family(envs, family: str) -> None:
     env = envs(family)
+    # Seed 1 of pick_up is issue 22's: its ball rolled from the wrist, the expert chased it and the
+    # crouching robot tipped over while holding it. It must now succeed standing.
     for seed in (0, 1):
         info, steps = _run(env, seed)
         assert info["success"], (family, seed, env.task.instruction if env.task else None)
         assert not info["fallen"]
+        assert info["min_margin"] > BALANCE_STOP_MARGIN, (family, seed, info["min_margin"])
         assert steps < env.max_steps
 
 
@@ -93,6 +102,32 @@ def test_a_fall_ends_the_episode_as_failure(envs) -> None:
         if terminated:
             break
     assert terminated and info["fallen"] and not info["success"] and reward == 0.0
+
+
+def test_no_success_while_losing_balance(envs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 22's defect, made deterministic: the task counts as fulfilled (the predicate is forced
+    # true) while a 400 N backward push tips the robot. Its margin is negative from the first step,
+    # three steps before the fall detector fires; the env scored such a step a success and ended
+    # the episode on it.
+    env = envs("pick_up")
+    env.reset(seed=0)
+    monkeypatch.setattr(tasks, "is_success", lambda spec, state: True)
+    pelvis = env.model.body("pelvis").id
+    zero = np.zeros(env.action_space.shape, dtype=np.float32)
+    off_balance = 0
+    info: dict = {}
+    terminated = False
+    for step in range(30):
+        env.data.xfrc_applied[pelvis, 0] = -400.0 if step < 3 else 0.0
+        _, reward, terminated, _, info = env.step(zero)
+        if info["balance_margin"] < 0 and not info["fallen"]:
+            off_balance += 1
+            assert not info["success"] and reward == 0.0 and not terminated, (step, info)
+        if terminated:
+            break
+    env.data.xfrc_applied[pelvis] = 0.0
+    assert off_balance >= 1
+    assert terminated and info["fallen"] and not info["success"]
 
 
 def test_malformed_action_is_refused(envs) -> None:

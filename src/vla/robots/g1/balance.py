@@ -49,6 +49,20 @@ class BalanceState:
         """Whether the robot is down (pelvis too low) or tipping past recovery (pelvis too tilted)."""
         return self.pelvis_height < FALL_PELVIS_HEIGHT or self.tilt > FALL_TILT
 
+    @property
+    def balanced(self) -> bool:
+        """Whether the robot stands balanced now: not fallen and the CoM's ground point over its feet.
+
+        `fallen` alone is a late signal: a robot tipping backward kept its pelvis above 0.5 m and its
+        tilt under 0.6 rad for three control steps after its CoM had left the support polygon (margin
+        -8 cm, tilt 0.27 rad at the step a task reported success; issue 22, pick_up seed 1). By the
+        quasi-static criterion of this module the robot is already falling once the margin is
+        negative, so a margin >= 0 is required too. No extra safety distance: the safety filter's
+        2 cm (`embodiment.BALANCE_STOP_MARGIN`) is where to stop moving, not where a robot is down,
+        and a foot that lifts for a moment (margin < 0 for one step) only defers the judgement.
+        """
+        return not self.fallen and self.margin >= 0.0
+
 
 def convex_hull_2d(points: np.ndarray) -> np.ndarray:
     """Returns the convex hull (float [K, 2], counter-clockwise) of float [N, 2] points.

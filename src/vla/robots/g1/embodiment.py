@@ -24,8 +24,9 @@ NAME = "unitree_g1_tabletop"
 CONTROL_HZ = 10.0
 CAMERAS = ("head", "left_wrist", "right_wrist")
 # Palm deltas per step: 4 cm and 0.2 rad per 0.1 s (0.4 m/s, 2 rad/s), a little under the Panda's
-# (5 cm, 0.25 rad) because the humanoid's arm swings move its own CoM; uniformly random actions within
-# these bounds keep it standing (tests/robots/test_robots_g1.py).
+# (5 cm, 0.25 rad) because the humanoid's arm swings move its own CoM. Uniformly random actions within
+# these bounds are not safe: one draw kept it standing (tests/robots/test_robots_g1.py), three others
+# tipped it over within 3 s (measured, issue 22 follow-up).
 MAX_DPOS = 0.04
 MAX_DROT = 0.2
 # Waist angle targets, rad: (yaw, roll, pitch). A choice narrower than the joints' ranges (±2.62,

@@ -2,10 +2,11 @@
 
 A kinematic plan (a `mink.Configuration` with its own floating base) is moved by differential IK
 toward, in order of weight: both feet pinned where they stand, the CoM over the support polygon's
-centre plus a commanded offset, the pelvis upright, the waist at its commanded angles, both palms at
-their targets (previous target + commanded delta), and the working posture for everything else. The simulated
-robot tracks the plan's joint angles with its position actuators, plus a feed-forward of the static
-torque it needs (`actuator_targets`), without which the legs and arms sag (docs/robots.md).
+centre plus a commanded offset, the pelvis upright at its standing height, the waist at its commanded
+angles, both palms at their targets (previous target + commanded delta), and the working posture for
+everything else. The simulated robot tracks the plan's joint angles with its position actuators,
+plus a feed-forward of the static torque it needs (`actuator_targets`), without which the legs and
+arms sag (docs/robots.md).
 
 Frames: hand deltas, CoM offsets and the hand workspace are in the *heading frame*: origin at the
 ground point between the feet, x along the feet's mean heading, z up (world frame at reset).
@@ -36,6 +37,11 @@ class WBCConfig:
         foot_cost: weight of the two foot pose tasks (highest: a sliding foot is a fall).
         com_cost: weight of the CoM task (x, y only; the height follows the posture).
         pelvis_cost: weight keeping the pelvis upright and facing the feet's heading.
+        pelvis_height_cost: weight holding the pelvis at its standing height (z only; x, y follow the
+            CoM task). Without it the IK bent the knees to bring a low palm further down or in (the
+            posture task, at 0.1, barely resists): the pelvis sank 11 cm in one pick_up reach until
+            a knee struck the table's edge and kicked the robot over backward (issue 22, seed 1);
+            in other episodes it sank 2-3 cm and the balance margin fell to 2 cm.
         waist_cost: weight of the waist joints' commanded angles.
         hand_position_cost, hand_orientation_cost: weights of the palm tasks (per m, per rad).
         posture_cost: weight pulling every joint toward the working posture (resolves redundancy).
@@ -54,6 +60,7 @@ class WBCConfig:
     foot_cost: float = 50.0
     com_cost: float = 20.0
     pelvis_cost: float = 10.0
+    pelvis_height_cost: float = 10.0
     waist_cost: float = 5.0
     hand_position_cost: float = 10.0
     hand_orientation_cost: float = 1.0
@@ -68,7 +75,14 @@ class WBCConfig:
     def __post_init__(self) -> None:
         if self.ik_iterations < 1:
             raise ValueError(f"WBCConfig.ik_iterations must be >= 1, got {self.ik_iterations}")
-        weights = (self.foot_cost, self.com_cost, self.pelvis_cost, self.waist_cost, self.hand_position_cost)
+        weights = (
+            self.foot_cost,
+            self.com_cost,
+            self.pelvis_cost,
+            self.pelvis_height_cost,
+            self.waist_cost,
+            self.hand_position_cost,
+        )
         if min(*weights, self.hand_orientation_cost, self.posture_cost, self.damping) < 0:
             raise ValueError("WBCConfig costs and damping must be >= 0")
         if min(self.com_margin, self.max_hand_lead, self.body_speed, self.finger_speed) <= 0:
@@ -173,9 +187,14 @@ class WholeBodyController:
         ]
         self.com_task = mink.ComTask(cost=np.array([c.com_cost, c.com_cost, 0.0]))
         # Without it the cheapest way to reach forward is to pitch the whole pelvis (the posture task
-        # cannot see the floating base): the torso tilted 0.4 rad for a 10 cm reach.
+        # cannot see the floating base): the torso tilted 0.4 rad for a 10 cm reach. Its position
+        # error is in the pelvis frame, whose z is the world's while the pelvis is upright: the
+        # height cost holds the standing height (`WBCConfig.pelvis_height_cost`).
         self.pelvis_task = mink.FrameTask(
-            layout.PELVIS, "body", position_cost=0.0, orientation_cost=c.pelvis_cost
+            layout.PELVIS,
+            "body",
+            position_cost=np.array([0.0, 0.0, c.pelvis_height_cost]),
+            orientation_cost=c.pelvis_cost,
         )
         posture_cost = np.full(model.nv, c.posture_cost)
         self._finger_qpos = np.concatenate([self.left_hand.qpos, self.right_hand.qpos])

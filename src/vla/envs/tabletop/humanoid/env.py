@@ -6,7 +6,9 @@ Observation (single step, no batch axis), the G1's embodiment ("unitree_g1_table
     instruction: str
 Actions: the "whole_body" space, float [22] (arm palm deltas, hand closures, waist, base = 0, balance),
 one per 0.1 s. A fall ends the episode as a failure: `terminated`, `info["fallen"] = True`,
-`info["success"] = False`.
+`info["success"] = False`. Success is judged only while the robot is balanced (not fallen, CoM over
+the support polygon: `vla.robots.g1.balance.BalanceState.balanced`); `info["balance_margin"]` is the
+margin (m) the judgement read.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ class HumanoidTabletopEnv(gym.Env):
         return self._observation(), {
             "success": False,
             "fallen": False,
+            "balance_margin": self.robot.balance_margin,
             "family": self.family,
             **self.episode_meta,
         }
@@ -167,11 +170,21 @@ class HumanoidTabletopEnv(gym.Env):
             raise RuntimeError("HumanoidTabletopEnv.step called before reset()")
         self.robot.step(np.asarray(action, dtype=np.float64))
         self._steps += 1
-        fallen = self.robot.fallen
-        success = not fallen and tasks.is_success(self.task, self.sim_state())
+        bal = self.robot.balance()
+        fallen = bal.fallen
+        # Success is judged only while the robot stands balanced (`BalanceState.balanced`: not fallen
+        # and the CoM over the feet). Not fallen was not enough: a robot tipping over with the object
+        # in hand was scored a success three steps before the fall detector fired (issue 22).
+        success = bal.balanced and tasks.is_success(self.task, self.sim_state())
         terminated = success or fallen
         truncated = self._steps >= self.max_steps and not terminated
-        info = {"success": success, "fallen": fallen, "family": self.family, "step": self._steps}
+        info = {
+            "success": success,
+            "fallen": fallen,
+            "balance_margin": bal.margin,
+            "family": self.family,
+            "step": self._steps,
+        }
         return self._observation(), float(success), terminated, truncated, info
 
     def close(self) -> None:

@@ -159,10 +159,22 @@ class HumanoidExpert:
         if spec.family == "lift_box":
             return self._plan_box(spec)
         hand = spec.hand
+        # Where the object stood when the palm last hovered over it (set by the "above" phase, which
+        # tracks it live). `pick_up` descends and closes there rather than on the live pose: a ball
+        # nudged by the descending wrist rolled on, the palm followed it, nudged it again, and chased
+        # it 8 cm inward until the robot had to bend and tipped over (issue 22, seed 1).
+        anchor = [env.object_position(t)]
 
-        def at(dz: float) -> Callable[[], dict[str, np.ndarray]]:
+        def at(dz: float, *, live: bool = True) -> Callable[[], dict[str, np.ndarray]]:
             def targets() -> dict[str, np.ndarray]:
-                p = env.object_position(t) + jitter
+                obj_now = env.object_position(t)
+                if obj_now[2] < tasks.TABLE_TOP:
+                    # Off the table (it rolled over the edge): no target to chase. Reaching after it
+                    # drove the palm under the table's edge and levered the robot over backward.
+                    return {hand: env.palm_position(hand)}
+                if live:
+                    anchor[0] = obj_now
+                p = anchor[0] + jitter
                 # Never lower than `MIN_PALM_Z`: the knuckles would press on the table top.
                 return {hand: np.array([p[0], p[1], max(p[2], MIN_PALM_Z) + dz])}
 
@@ -171,7 +183,8 @@ class HumanoidExpert:
         above = Phase("above", at(HOVER), 0.0, 0.015, 30)
         if spec.family == "touch":
             # The palm down to the object's centre, then the fingers close on it: an open hand can
-            # enclose a 5 cm object without touching it (2 of 20 seeds, measured).
+            # enclose a 5 cm object without touching it (2 of 20 seeds, measured). Live targets: a
+            # touch succeeds at the first contact, so a nudged object is not chased.
             return [
                 above,
                 Phase("reach", at(0.0), 0.0, 0.006, 20, 0.015),
@@ -185,9 +198,9 @@ class HumanoidExpert:
 
         return [
             above,
-            Phase("descend", at(0.0), 0.0, 0.006, 15, 0.02),
+            Phase("descend", at(0.0, live=False), 0.0, 0.006, 15, 0.02),
             # Fingers close at 2 rad/s (the controller's limit): ~1 rad takes 5 steps.
-            Phase("close", at(0.0), 1.0, None, 6),
+            Phase("close", at(0.0, live=False), 1.0, None, 6),
             Phase("lift", lifted, 1.0, 0.01, 25, 0.02, holding=True),
         ]
 
