@@ -218,6 +218,9 @@ class EvalConfig:
             separates perception errors from control errors. Results say so; never a headline figure.
         perturb: sensor perturbations of what the policy observes, "kind=value", composed in order
             (`vla.rollout.perturb`: noise, blur, dropout, occluder, state_noise).
+        instruction_check: hold, without calling the policy, on an instruction the checkpoint's
+            instruction check refuses (`vla.models.instruction_check`; a checkpoint without one acts
+            on everything). Off measures the policy alone.
     """
 
     checkpoint: str
@@ -236,6 +239,7 @@ class EvalConfig:
     threads_per_worker: int = 1
     oracle_features: bool = False
     perturb: tuple[str, ...] = ()
+    instruction_check: bool = True
 
     def __post_init__(self) -> None:
         from vla.rollout.perturb import Perturbation

@@ -24,6 +24,7 @@ from vla.config import EvalConfig
 from vla.rollout import EpisodeJob, EpisodeResult, iter_episodes
 from vla.rollout.episode import trajectory_jerk
 from vla.rollout.extras import FeatureHook, check_hook, summarize_family
+from vla.rollout.holds import summarize_holds
 from vla.rollout.policy_actor import PolicyActorFactory
 
 __all__ = ["check_compatible", "evaluate", "summarize", "trajectory_jerk", "wilson_interval"]
@@ -113,6 +114,7 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
         execute_steps=cfg.execute_steps,
         safety=cfg.safety,
         hook=_hook(cfg),
+        instruction_check=cfg.instruction_check,
     )
     done: dict[int, EpisodeResult] = {}
     t0 = time.perf_counter()
@@ -179,6 +181,7 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
         "wall_s": wall_s,
         "episodes_per_s": n / wall_s if wall_s > 0 else 0.0,
         "split": cfg.split,
+        **summarize_holds(results),
         "perturb": list(cfg.perturb),
         "suite": cfg.suite,
         "checkpoint": cfg.checkpoint,

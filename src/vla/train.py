@@ -37,6 +37,7 @@ from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
 from vla.envs.base import suite_paraphraser
 from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
 from vla.models.checkpoint import start_from
+from vla.models.instruction_check import InstructionCheck
 from vla.models.language import build_vocab
 from vla.models.policy import PREFIXES
 from vla.presets import get_preset
@@ -270,6 +271,12 @@ def train(
         # The no-pretraining baseline's vocabulary comes from the data (and is saved in config.json).
         policy_cfg = policy_cfg.override({"language.vocab": build_vocab(data.reader.instructions)})
     assert data.reader.stats is not None and data.reader.embodiment is not None
+    # Saved with every checkpoint: what the policy refuses before moving (vla.models.instruction_check).
+    check = (
+        InstructionCheck.fit(list(data.reader.instructions))
+        if rank == 0 and policy_cfg.language.kind == "minilm"
+        else None
+    )
     torch.manual_seed(cfg.seed)
     if cfg.init_from:
         policy = start_from(cfg.init_from, policy_cfg, embodiment=data.reader.embodiment, device=device)
@@ -387,7 +394,9 @@ def train(
             done = counters.step >= cfg.steps or over_time or patience_out
             if rank == 0 and (done or (cfg.save_every and counters.step % cfg.save_every == 0)):
                 counters.elapsed_s = elapsed
-                _save(out, policy, ema, optimizer, counters, cfg, families=data.train.family_names)
+                _save(
+                    out, policy, ema, optimizer, counters, cfg, families=data.train.family_names, check=check
+                )
             if over_time or patience_out:
                 stop_reason = "time budget" if over_time else "early stopping"
                 break
@@ -421,6 +430,7 @@ def _save(
     cfg: TrainConfig,
     *,
     families: list[str],
+    check: InstructionCheck | None = None,
 ) -> None:
     # `families` lets `vla eval` default to what the policy was trained on.
     metadata = {
@@ -436,6 +446,8 @@ def _save(
     _rmtree(tmp)
     with ema.applied(policy) if ema else _nothing():
         policy.save_pretrained(tmp, metadata=metadata)
+    if check is not None:
+        check.save(tmp)
     final = out / "checkpoint"
     if final.exists():
         old = out / "checkpoint.old"

@@ -17,7 +17,14 @@ def test_env_registered_suite_has_families_and_splits() -> None:
     assert "tabletop" in list_suites()
     suite = get_suite("tabletop")
     assert suite.families == ("pick_up", "put_in", "push", "stack", "touch", "move_next_to")
-    assert suite.splits == ("train", "unseen", "paraphrase", "randomized", "long_horizon_steps")
+    assert suite.splits == (
+        "train",
+        "unseen",
+        "paraphrase",
+        "randomized",
+        "ungroundable",
+        "long_horizon_steps",
+    )
 
 
 def test_env_observation_layout(make_env) -> None:

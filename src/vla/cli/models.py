@@ -1,4 +1,4 @@
-"""`vla` commands of the models area: `vla models list|show`, `vla bench model`."""
+"""`vla` commands of the models area: `vla models list|show|check`, `vla bench model`."""
 
 from __future__ import annotations
 
@@ -93,9 +93,53 @@ def bench_model(
     typer.echo(json.dumps(summary, sort_keys=True))
 
 
+def models_check(
+    checkpoint: Annotated[str, typer.Argument(help="checkpoint directory")],
+    instructions: Annotated[list[str] | None, typer.Argument(help="instructions to judge")] = None,
+    fit: Annotated[
+        str, typer.Option("--fit", help="(re)fit the check from this dataset's instructions first")
+    ] = "",
+) -> None:
+    """Judges instructions with a checkpoint's instruction check (what `vla eval` and the controllers
+    hold on); `--fit DATA.h5` adds the check to a checkpoint trained before it existed. One JSON line
+    per instruction."""
+    from pathlib import Path
+
+    from vla.models.instruction_check import FILE, InstructionCheck
+
+    if fit:
+        from vla.data.reader import EpisodeDataset
+
+        with EpisodeDataset(fit) as reader:
+            check = InstructionCheck.fit(list(reader.instructions))
+        check.save(checkpoint)
+        typer.echo(f"wrote {Path(checkpoint) / FILE} ({len(check.instructions)} training instructions)")
+    loaded = InstructionCheck.load(checkpoint)
+    if loaded is None:
+        raise typer.BadParameter(
+            f"checkpoint '{checkpoint}' has no {FILE}; add one with --fit DATA.h5 (the training dataset)",
+            param_hint="checkpoint",
+        )
+    for text in instructions or []:
+        v = loaded(text)
+        typer.echo(
+            json.dumps(
+                {
+                    "instruction": text,
+                    "ok": v.ok,
+                    "kind": v.kind,
+                    "reason": v.reason,
+                    "similarity": round(v.similarity, 3),
+                    "nearest": v.nearest,
+                }
+            )
+        )
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Adds this area's commands to the root app and the `vla bench` group."""
     models_app.command("list")(models_list)
     models_app.command("show")(models_show)
+    models_app.command("check")(models_check)
     app.add_typer(models_app, name="models")
     bench.command("model")(bench_model)

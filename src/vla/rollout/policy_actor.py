@@ -24,6 +24,7 @@ from vla.rollout.gather import SharedModel
 from vla.types import ActionChunk, Observation
 
 _MODELS: dict[str, SharedModel] = {}
+_CHECKS: dict[str, Any] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -35,6 +36,16 @@ def shared_model(checkpoint: str) -> SharedModel:
 
             _MODELS[checkpoint] = SharedModel(Policy.from_pretrained(checkpoint))
         return _MODELS[checkpoint]
+
+
+def instruction_check(checkpoint: str) -> Any:
+    """The process's one `InstructionCheck` of `checkpoint`, or None when it has none."""
+    with _LOAD_LOCK:
+        if checkpoint not in _CHECKS:
+            from vla.models.instruction_check import InstructionCheck
+
+            _CHECKS[checkpoint] = InstructionCheck.load(checkpoint)
+        return _CHECKS[checkpoint]
 
 
 class _EpisodePolicy:
@@ -70,6 +81,7 @@ class PolicyActor:
         execute_steps: actions per chunk in chunk mode (0: the policy's `config.steps_per_chunk`).
         safety: run the safety filter (off only for experiments).
         hook: builds the episode's observations and diagnostics.
+        check: the checkpoint's `InstructionCheck` (None: every instruction is acted on).
     """
 
     def __init__(
@@ -81,8 +93,10 @@ class PolicyActor:
         execute_steps: int = 0,
         safety: bool = True,
         hook: FeatureHook | None = None,
+        check: Any = None,
     ) -> None:
         self.model = model
+        self.check = check
         self.env = env
         self.mode = controller
         self.execute_steps = execute_steps or model.config.steps_per_chunk
@@ -107,6 +121,7 @@ class PolicyActor:
             mode=self.mode,
             execute_steps=self.execute_steps,
             unsafe_no_filter=not self.safety,
+            instruction_check=self.check,
         )
         self.model.open()
         self._open = True
@@ -128,8 +143,17 @@ class PolicyActor:
             latencies_ms=list(self._episode.latencies_ms),
             interventions_by_reason={} if safety is None else dict(safety.stats),
             physical_by_reason={} if safety is None else dict(safety.physical_stats),
-            extras=self._episode.extras.results(),
+            extras={**self._episode.extras.results(), **self._refusal()},
         )
+
+    def _refusal(self) -> dict[str, Any]:
+        """The episode's instruction verdict for the results (empty without a check)."""
+        if self.check is None:
+            return {}
+        refusal = getattr(self.controller, "refusal", None)
+        if refusal is None:
+            return {"instruction_held": None}
+        return {"instruction_held": {"kind": refusal.kind, "reason": refusal.reason}}
 
 
 @dataclass(frozen=True)
@@ -142,6 +166,8 @@ class PolicyActorFactory:
         execute_steps: actions per chunk in chunk mode (0: the policy's own).
         safety: run the safety filter.
         hook: the episode hook (scene labels, grounding diagnostics).
+        instruction_check: refuse what the checkpoint's instruction check refuses (hold, with the
+            reason in the episode's extras); off, every instruction is acted on.
     """
 
     checkpoint: str
@@ -149,6 +175,7 @@ class PolicyActorFactory:
     execute_steps: int = 0
     safety: bool = True
     hook: FeatureHook = field(default_factory=FeatureHook)
+    instruction_check: bool = True
 
     def __post_init__(self) -> None:
         from vla.runtime.chunking import MODES
@@ -173,4 +200,5 @@ class PolicyActorFactory:
             execute_steps=self.execute_steps,
             safety=self.safety,
             hook=self.hook,
+            check=instruction_check(self.checkpoint) if self.instruction_check else None,
         )

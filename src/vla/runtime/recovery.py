@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from vla.runtime.chunking import ChunkBroker, PolicyLike, TemporalEnsembler, mak
 from vla.runtime.safety import SafetyConfig, SafetyFilter
 from vla.spaces import Embodiment
 from vla.types import Observation
+
+if TYPE_CHECKING:
+    from vla.models.instruction_check import Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +156,11 @@ class SafeController:
         safety: SafetyFilter | None,
         *,
         config: RecoveryConfig | None = None,
+        instruction_check: Callable[[str], Verdict] | None = None,
     ) -> None:
         self.controller = controller
+        self.instruction_check = instruction_check
+        self.refusal: Verdict | None = None
         self.safety = safety
         self.recovery = Recovery(config, safety=safety)
         self.config = self.recovery.config
@@ -173,6 +179,10 @@ class SafeController:
         """Returns the command float32 [A] to send for this step (always finite with the filter on)."""
         ob = to_observation(obs)  # converted once, so retries re-use the same history frame
         self.failed = False
+        if self.instruction_check is not None:
+            refused = self._refused(ob)
+            if refused is not None:
+                return refused
         command: np.ndarray | None = None
         attempts = self.recovery.attempts()
         for attempt in attempts:
@@ -205,6 +215,23 @@ class SafeController:
             self.safety.commit(command)  # the accepted command, or the hold
         return command
 
+    def _refused(self, ob: Observation) -> np.ndarray | None:
+        """The hold for an instruction the check refuses (the policy is not called), else None."""
+        assert self.instruction_check is not None
+        text = ob.instruction if isinstance(ob.instruction, str) else " ".join(ob.instruction)
+        verdict = self.instruction_check(text)
+        if verdict.ok:
+            self.refusal = None
+            return None
+        if self.refusal != verdict:
+            logger.warning("holding: %s", verdict.reason)
+        self.refusal = verdict
+        if self.safety is None:
+            raise RuntimeError(f"refused instruction and no safety filter to hold: {verdict.reason}")
+        return self.safety.act(
+            np.zeros(self.safety.action_dim, dtype=np.float32), ob.state, hold="ungroundable_instruction"
+        )
+
     def _action_dim(self) -> int:
         if self.safety is not None:
             return self.safety.action_dim
@@ -228,6 +255,7 @@ def make_safe_controller(
     safety: SafetyConfig | None = None,
     recovery: RecoveryConfig | None = None,
     unsafe_no_filter: bool = False,
+    instruction_check: Callable[[str], Verdict] | None = None,
 ) -> SafeController:
     """Builds chunking + safety filter + recovery around any policy (the safety filter is on by default).
 
@@ -241,6 +269,9 @@ def make_safe_controller(
         safety: filter settings (default `SafetyConfig()`).
         recovery: retry settings (default `RecoveryConfig()`).
         unsafe_no_filter: drive the robot without the safety filter. Only for experiments in simulation.
+        instruction_check: refuses instructions the policy cannot ground (`vla.models.instruction_check`,
+            a checkpoint's `InstructionCheck`); a refused instruction is a hold with reason
+            "ungroundable_instruction" and the policy is not called. None: no check.
 
     Returns:
         The SafeController; call `reset()` at an episode start and `act(obs)` every control step.
@@ -259,4 +290,4 @@ def make_safe_controller(
         filt = SafetyFilter(emb, safety)
     else:
         logger.warning("safety filter DISABLED (unsafe_no_filter=True)")
-    return SafeController(controller, filt, config=recovery)
+    return SafeController(controller, filt, config=recovery, instruction_check=instruction_check)

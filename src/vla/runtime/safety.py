@@ -5,6 +5,8 @@ Every command passes these checks, in order (the first three replace the command
 1. latched e-stop (`estop()` until `release_estop()`)                      -> hold, reason "estop"
    a latching state guard of the robot trips (`Embodiment.state_guards`,   -> hold, the guard's reason
    e.g. the G1's fall: pelvis low or tilted); it latches the e-stop           (e.g. "fall")
+   the caller demands a hold (`act(..., hold=reason)`), e.g. the controller's -> hold, that reason
+   instruction check refused the instruction                                  ("ungroundable_instruction")
 2. NaN/inf in the action                                                  -> hold, reason "non_finite_action"
    NaN/inf in the state fields the filter reads                           -> hold, reason "non_finite_state"
 3. confidence below `min_confidence` (when the policy reports one)        -> hold, reason "low_confidence"
@@ -52,7 +54,15 @@ from vla.spaces import Embodiment
 
 logger = logging.getLogger(__name__)
 
-HOLD_REASONS = ("estop", "non_finite_action", "non_finite_state", "low_confidence")
+# "ungroundable_instruction": the controller's instruction check refused the command's instruction
+# (`vla.models.instruction_check`), so the policy is not asked at all.
+HOLD_REASONS = (
+    "estop",
+    "non_finite_action",
+    "non_finite_state",
+    "low_confidence",
+    "ungroundable_instruction",
+)
 __all__ = ["HOLD_REASONS", "Limits", "SafetyConfig", "SafetyFilter"]
 
 
@@ -134,7 +144,13 @@ class SafetyFilter:
 
     # ---- filtering ----------------------------------------------------------------------------------
     def act(
-        self, action: np.ndarray, state: np.ndarray, *, confidence: float | None = None, commit: bool = True
+        self,
+        action: np.ndarray,
+        state: np.ndarray,
+        *,
+        confidence: float | None = None,
+        commit: bool = True,
+        hold: str | None = None,
     ) -> np.ndarray:
         """Filters one command.
 
@@ -144,6 +160,8 @@ class SafetyFilter:
             confidence: the policy's confidence in [0, 1], or None.
             commit: remember the result as the command sent (rate limits of the next step refer to it).
                 Recovery filters candidate commands with commit=False and commits the one it sends.
+            hold: a hold the caller demands, with its reason (one of `HOLD_REASONS`); an e-stop or a
+                fall still takes precedence.
 
         Returns:
             float32 [A], the command to send. `last_reasons` lists the interventions.
@@ -154,7 +172,9 @@ class SafetyFilter:
         if self._prev is None:
             self._first_ref = ref1  # the measured start acts as the command before the first one
         ee_pos = state[self.limits.state_ee] if self.limits.state_ee is not None else None
-        cmd, reasons, physical = self._step(action[0], state, ref1, ref2, ee_pos, confidence)
+        if hold is not None and hold not in HOLD_REASONS:
+            raise ValueError(f"unknown hold reason '{hold}'; known: {list(HOLD_REASONS)}")
+        cmd, reasons, physical = self._step(action[0], state, ref1, ref2, ee_pos, confidence, hold)
         if commit:
             self.commit(cmd)
         self._record(reasons, physical=reasons if physical else [])
@@ -325,6 +345,7 @@ class SafetyFilter:
         ref2: np.ndarray | None,
         ee_pos: np.ndarray | None,
         confidence: float | None,
+        hold: str | None = None,
     ) -> tuple[np.ndarray, list[str], bool]:
         """One command: (filtered command, reasons, whether it differs from the driver's own result)."""
         lim = self.limits
@@ -335,6 +356,8 @@ class SafetyFilter:
         elif latching is not None:
             hold_reason = latching.guard.reported
             self.estop(hold_reason)
+        elif hold is not None:
+            hold_reason = hold
         elif not np.all(np.isfinite(a)):
             hold_reason = "non_finite_action"
         elif not np.all(np.isfinite(state[self._read_fields()])):
@@ -421,7 +444,9 @@ class SafetyFilter:
             self.physical_stats[r] += 1
         for r in self.last_reasons:
             guard = any(r == g.guard.reported for g in self.limits.guards)
-            level = logging.WARNING if r in self.hold_reasons or guard else logging.INFO
+            # A refused instruction holds every step until a new one comes; its controller warns once.
+            warn = (r in self.hold_reasons or guard) and r != "ungroundable_instruction"
+            level = logging.WARNING if warn else logging.INFO
             logger.log(level, "safety intervention: %s", r)
 
 

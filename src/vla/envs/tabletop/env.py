@@ -21,7 +21,7 @@ import mujoco
 import numpy as np
 
 from vla.envs.tabletop import objects as obj
-from vla.envs.tabletop import tasks
+from vla.envs.tabletop import tasks, ungroundable
 from vla.envs.tabletop.embodiment import CAMERAS, CONTROL_HZ, WORKSPACE_HIGH, WORKSPACE_LOW, make_embodiment
 from vla.envs.tabletop.ik import DLSIK, mat_to_quat, rotvec_to_mat
 from vla.envs.tabletop.labels import SCENE, scene_labels
@@ -104,7 +104,9 @@ class TabletopEnv(gym.Env):
         self.render_mode = "rgb_array"
         self.randomize = bool(randomize) or self.split == "randomized"
         self.embodiment = make_embodiment(self.image_size)
-        self.max_steps = tasks.MAX_STEPS[self.family]
+        held_split = self.split == tasks.UNGROUNDABLE
+        self.max_steps = ungroundable.HOLD_STEPS if held_split else tasks.MAX_STEPS[self.family]
+        self._hold: ungroundable.HoldJudge | None = None
         self.scene = SceneModel(max_image_size=max(self.image_size))
         self.model = self.scene.model
         self.data = mujoco.MjData(self.model)
@@ -156,10 +158,12 @@ class TabletopEnv(gym.Env):
         params = self._set_up_scene(spec, rng)
         self._steps = 0
         self.episode_index += 1
+        self._hold = ungroundable.HoldJudge(self.tcp_pose()[0]) if spec.ungroundable else None
         self.episode_meta = {
             "suite": "tabletop",
             "family": spec.family,
             "split": spec.split,
+            "ungroundable": spec.ungroundable,
             "seed": episode_seed,
             "instruction": spec.instruction,
             **role_meta(spec),
@@ -233,7 +237,11 @@ class TabletopEnv(gym.Env):
             mujoco.mj_step(m, d)
         mujoco.mj_step(m, d, nstep=N_SUBSTEPS - RAMP_SUBSTEPS)
         self._steps += 1
-        success = tasks.is_success(self.task, self.sim_state())
+        if self._hold is not None:  # ungroundable: held for the whole window, judged at its end
+            self._hold.update(self.sim_state(), self.tcp_pose()[0])
+            success = self._hold.success(self._steps)
+        else:
+            success = tasks.is_success(self.task, self.sim_state())
         truncated = self._steps >= self.max_steps and not success
         info = {"success": success, "family": self.family, "step": self._steps}
         return self._observation(), float(success), success, truncated, info

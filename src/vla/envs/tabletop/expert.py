@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla.envs.tabletop import objects as obj
-from vla.envs.tabletop import tasks
+from vla.envs.tabletop import tasks, ungroundable
 from vla.envs.tabletop.embodiment import MAX_DPOS, MAX_DROT
 from vla.envs.tabletop.env import TabletopEnv
 from vla.envs.tabletop.ik import rotation_error
@@ -217,6 +217,9 @@ class TabletopExpert:
     # ------------------------------------------------------------------ scripts
     def _plan(self, spec: tasks.EpisodeSpec) -> list[Phase]:
         env = self.env
+        if spec.ungroundable:  # nothing to do: hold where the hand is, gripper open, for the window
+            home = env.tcp_pose()[0].copy()
+            return [Phase("hold", lambda: home, 0.0, None, ungroundable.HOLD_STEPS)]
         t = spec.target
         half = obj.SHAPE_SPECS[t[1]].half_height
         jitter = self._rng.normal(0.0, 0.002, 3)

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla.envs.tabletop import language
+from vla.envs.tabletop import language, ungroundable
 from vla.envs.tabletop import objects as obj
 
 FAMILIES = ("pick_up", "put_in", "push", "stack", "touch", "move_next_to")
-SPLITS = ("train", "unseen", "paraphrase", "randomized")
+SPLITS = ("train", "unseen", "paraphrase", "randomized", "ungroundable")
+# The split of instructions no skill can ground (`vla.envs.tabletop.ungroundable`): the right answer is
+# to hold still, judged over a fixed window instead of the family's time limit.
+UNGROUNDABLE = "ungroundable"
 # Control steps at 10 Hz; generous over the scripted experts (~30-70 steps) so policies have slack.
 MAX_STEPS = {"pick_up": 60, "put_in": 100, "push": 80, "stack": 100, "touch": 60, "move_next_to": 100}
 
@@ -45,6 +48,8 @@ class EpisodeSpec:
         direction: the push direction, else None.
         objects: (colour, shape) -> (x, y, yaw) of every object on the table.
         containers: container name -> (x, y) of every container on the table.
+        ungroundable: on the `ungroundable` split, which kind of instruction replaced the family's
+            (`vla.envs.tabletop.ungroundable.KINDS`); None on every other split.
     """
 
     family: str
@@ -57,6 +62,7 @@ class EpisodeSpec:
     direction: str | None
     objects: dict[tuple[str, str], tuple[float, float, float]] = field(default_factory=dict)
     containers: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ungroundable: str | None = None
 
 
 def _pick(rng: np.random.Generator, items: list[tuple[str, str]]) -> tuple[str, str]:
@@ -159,6 +165,8 @@ def sample_episode(family: str, split: str, rng: np.random.Generator) -> Episode
         split: one of SPLITS.
         rng: the episode's generator (same state -> same episode).
     """
+    if split == UNGROUNDABLE:
+        return ungroundable.ungroundable_episode(sample_episode(family, "train", rng), rng)
     target, other, distractors = _choose_objects(family, split, rng)
     containers: list[str] = []
     container = None
@@ -223,7 +231,12 @@ class SimState:
 
 
 def is_success(spec: EpisodeSpec, s: SimState) -> bool:
-    """Returns whether the episode's command is fulfilled in simulator state `s`."""
+    """Returns whether the episode's command is fulfilled in simulator state `s`.
+
+    On the `ungroundable` split this is "nothing has been disturbed so far"; the env judges it over
+    the episode's whole window (`vla.envs.tabletop.ungroundable.HoldJudge`)."""
+    if spec.ungroundable is not None:
+        return ungroundable.undisturbed(s)
     t = spec.target
     p = s.pos[t]
     rest = obj.SHAPE_SPECS[t[1]].half_height
