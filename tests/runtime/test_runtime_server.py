@@ -253,3 +253,26 @@ def test_server_replans_nan_chunks_then_holds(rt, mode, calls, exhausted):
         assert reply["safety"]["interventions"] == ["non_finite_action"]
     else:
         assert np.all(reply["actions"][:, 0] > 0)
+
+
+def test_a_refused_prompt_is_held_without_a_model_call_and_others_are_served(rt):
+    from vla.models.instruction_check import InstructionCheck
+
+    check = InstructionCheck.fit(["open the drawer", "close the drawer", "open the door", "press the button"])
+    policy = rt.ScriptedPolicy()
+    server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0), instruction_check=check)
+    server.start()
+    try:
+        refused, served = (WebsocketClientPolicy("127.0.0.1", server.port) for _ in range(2))
+        reply = refused.infer({**rt.make_obs(), "prompt": "xqv blorp zut"})
+        assert policy.calls == 0
+        assert reply["safety"]["interventions"] == ["ungroundable_instruction"]
+        assert "not language" in reply["safety"]["held"]
+        assert reply["actions"].shape == (4, 7) and np.all(np.isfinite(reply["actions"]))
+        ok = served.infer(rt.make_obs())  # "open the drawer": acted on, by the other client
+        assert policy.calls == 1 and "held" not in ok["safety"]
+        np.testing.assert_allclose(np.diff(ok["actions"][:, 0]), 0.001, atol=1e-6)
+        refused._ws.close()
+        served._ws.close()
+    finally:
+        server.stop()

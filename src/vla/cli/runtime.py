@@ -86,7 +86,10 @@ def build_server(
         unsafe_no_filter=unsafe_no_filter,
         max_batch=max_batch,
     )
-    return PolicyServer(served, engine.spec, cfg, planner=planner), source
+    from vla.models.instruction_check import InstructionCheck
+
+    check = InstructionCheck.load(checkpoint)
+    return PolicyServer(served, engine.spec, cfg, planner=planner, instruction_check=check), source
 
 
 def _load_engine(policy: Any, config: Any, *, stats_sha256: str) -> Any:

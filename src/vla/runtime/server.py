@@ -145,9 +145,19 @@ class PolicyServer:
     """
 
     def __init__(
-        self, policy: PolicyLike, spec: PolicySpec, config: ServeConfig | None = None, *, planner: Any = None
+        self,
+        policy: PolicyLike,
+        spec: PolicySpec,
+        config: ServeConfig | None = None,
+        *,
+        planner: Any = None,
+        instruction_check: Any = None,
     ) -> None:
         self.policy = policy
+        # The checkpoint's `InstructionCheck` (vla.models.instruction_check): a refused prompt gets a
+        # hold chunk with reason "ungroundable_instruction" and the model is not called. The check is
+        # stateless, so one client's refusal never changes another's replies.
+        self.instruction_check = instruction_check
         self.plans: Any = None
         if planner is not None:
             from vla.planning.service import PlanService
@@ -339,6 +349,23 @@ class PolicyServer:
             self._audit("release", session, req)
             filt.release_estop(by=who, reason=req.estop_reason or "")
 
+    def _refusal_hold(self, filt: SafetyFilter, state: np.ndarray, reason: str, session: Session) -> dict:
+        """The reply to a refused instruction: a chunk of holds, the reason, no model call."""
+        logger.info("connection #%d: holding, %s", session.id, reason)
+        zero = np.zeros(self.spec.action_dim, np.float32)
+        hold = filt.act(zero, state, hold="ungroundable_instruction")
+        return {
+            "actions": np.repeat(hold[None], self.spec.action_horizon, axis=0).astype(np.float32),
+            "safety": {
+                "enabled": True,
+                "retries": 0,
+                "interventions": list(filt.last_reasons),
+                "estop": filt.estopped,
+                "recovery_exhausted": False,
+                "held": reason,
+            },
+        }
+
     async def _answer(self, message: str | bytes, session: Session, t0: float) -> bytes:
         if isinstance(message, str):
             raise ProtocolError("expected a binary msgpack frame (the observation map), got a text frame")
@@ -366,6 +393,10 @@ class PolicyServer:
             return packb(out)
         state = req.observation.state
         batch = session.history.push(req.observation)
+        if self.instruction_check is not None and filt is not None:
+            verdict = self.instruction_check(str(req.observation.instruction))
+            if not verdict.ok:
+                return packb({**out, **self._refusal_hold(filt, state, verdict.reason, session)})
         t1 = time.perf_counter()
         h, a = self.spec.action_horizon, self.spec.action_dim
         infer_ms, filter_ms, batch_size, error = 0.0, 0.0, 0, None
