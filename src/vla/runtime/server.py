@@ -47,6 +47,7 @@ from vla.runtime.batching import InferenceBatcher
 from vla.runtime.chunking import ObservationHistory, PolicyLike, feature_estimator
 from vla.runtime.protocol import PROTOCOL_VERSION, ProtocolError, packb, unpackb
 from vla.runtime.recovery import Recovery, RecoveryConfig, unfiltered_reasons
+from vla.runtime.refusal import refusal_reply
 from vla.runtime.safety import SafetyConfig, SafetyFilter
 from vla.runtime.schema import PolicySpec, Request
 
@@ -349,23 +350,6 @@ class PolicyServer:
             self._audit("release", session, req)
             filt.release_estop(by=who, reason=req.estop_reason or "")
 
-    def _refusal_hold(self, filt: SafetyFilter, state: np.ndarray, reason: str, session: Session) -> dict:
-        """The reply to a refused instruction: a chunk of holds, the reason, no model call."""
-        logger.info("connection #%d: holding, %s", session.id, reason)
-        zero = np.zeros(self.spec.action_dim, np.float32)
-        hold = filt.act(zero, state, hold="ungroundable_instruction")
-        return {
-            "actions": np.repeat(hold[None], self.spec.action_horizon, axis=0).astype(np.float32),
-            "safety": {
-                "enabled": True,
-                "retries": 0,
-                "interventions": list(filt.last_reasons),
-                "estop": filt.estopped,
-                "recovery_exhausted": False,
-                "held": reason,
-            },
-        }
-
     async def _answer(self, message: str | bytes, session: Session, t0: float) -> bytes:
         if isinstance(message, str):
             raise ProtocolError("expected a binary msgpack frame (the observation map), got a text frame")
@@ -396,7 +380,8 @@ class PolicyServer:
         if self.instruction_check is not None and filt is not None:
             verdict = self.instruction_check(str(req.observation.instruction))
             if not verdict.ok:
-                return packb({**out, **self._refusal_hold(filt, state, verdict.reason, session)})
+                logger.info("connection #%d: holding, %s", session.id, verdict.reason)
+                return packb({**out, **refusal_reply(filt, state, verdict.reason, self.spec.action_horizon)})
         t1 = time.perf_counter()
         h, a = self.spec.action_horizon, self.spec.action_dim
         infer_ms, filter_ms, batch_size, error = 0.0, 0.0, 0, None
