@@ -70,7 +70,10 @@ class Ids:
 @pytest.fixture
 def ids() -> Ids:
     n = next(_ids)
-    return Ids(domain=100 + (os.getpid() * 13 + n * 7) % 120, namespace=f"/t{os.getpid()}_{n}")
+    # Domain ids 1..101 only: their discovery ports (7400 + 250 * id + ...) lie below Linux's ephemeral
+    # range (32768+), so an unrelated socket can never hold them. Ids 102..232 failed on CI with
+    # "failed to bind ... address in use" when an ephemeral port landed on the discovery port.
+    return Ids(domain=1 + (os.getpid() * 13 + n * 7) % 101, namespace=f"/t{os.getpid()}_{n}")
 
 
 @pytest.fixture

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from cyclonedds._clayer import ddspy_take, ddspy_write
-from cyclonedds.core import GuardCondition, InstanceState, ReadCondition, SampleState, ViewState, WaitSet
+from cyclonedds.core import (
+    DDSException,
+    GuardCondition,
+    InstanceState,
+    ReadCondition,
+    SampleState,
+    ViewState,
+    WaitSet,
+)
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
@@ -65,7 +73,17 @@ class DdsTransport:
         if not 0 <= domain_id <= MAX_DOMAIN_ID:
             raise ValueError(f"DDS domain id must be in [0, {MAX_DOMAIN_ID}], got {domain_id}")
         self.domain_id = domain_id
-        self.participant = DomainParticipant(domain_id)
+        try:
+            self.participant = DomainParticipant(domain_id)
+        except DDSException as e:
+            # Ids above 101 put the discovery ports inside Linux's ephemeral range (32768+), where any
+            # other socket may already hold them; ROS 2 recommends 0..101 for that reason.
+            hint = (
+                " (ids above 101 share ports with Linux's ephemeral range; use 0..101)"
+                if domain_id > 101
+                else ""
+            )
+            raise RuntimeError(f"could not join DDS domain {domain_id}: {e}{hint}") from e
         self._topics: dict[str, Topic] = {}
         self._waitset = WaitSet(self.participant)
         self._guard = GuardCondition(self.participant)
