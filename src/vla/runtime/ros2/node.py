@@ -31,8 +31,6 @@ import logging
 import re
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,7 +38,8 @@ import numpy as np
 from vla.runtime.ros2 import codecs
 from vla.runtime.ros2.codecs import ERROR, OK, STALE, WARN, CommandCodec, InputError, StateLayout
 from vla.runtime.ros2.config import NodeConfig, camera_topic
-from vla.runtime.ros2.plan_goal import PlanRoute, PlanRun
+from vla.runtime.ros2.node_state import InputSlot, NodeStats, Task
+from vla.runtime.ros2.plan_goal import PlanRoute
 from vla.runtime.ros2.plan_server import PlanServer
 from vla.runtime.ros2.qos import LATCHED, RELIABLE, SENSOR
 from vla.runtime.ros2.transport import (
@@ -50,7 +49,6 @@ from vla.runtime.ros2.transport import (
     ActionEndpoint,
     CancelRequest,
     GoalRequest,
-    Received,
     Transport,
 )
 from vla.spaces import Embodiment
@@ -59,64 +57,6 @@ from vla.types import Observation
 logger = logging.getLogger(__name__)
 
 LOG_EVERY_S = 5.0
-
-
-@dataclass
-class _Input:
-    """The newest message of one input and whether the last action used it."""
-
-    topic: str
-    msg: Any = None
-    stamp_ns: int = 0
-    fresh_ns: int = 0  # when the newest message with a new stamp arrived
-    used_stamp: int = -1
-    used_ns: int = -1
-
-    def update(self, r: Received) -> None:
-        stamp = codecs.stamp_of(r.msg)
-        if self.msg is None or stamp == 0 or stamp != self.stamp_ns:
-            self.fresh_ns = r.recv_ns  # a re-sent message (same stamp) is not news
-        self.msg, self.stamp_ns = r.msg, stamp
-
-    @property
-    def fresh(self) -> bool:
-        if self.msg is None:
-            return False
-        return self.stamp_ns != self.used_stamp if self.stamp_ns else self.fresh_ns > self.used_ns
-
-    def mark_used(self) -> None:
-        self.used_stamp, self.used_ns = self.stamp_ns, self.fresh_ns
-
-
-@dataclass
-class Task:
-    """What the node is doing: an instruction, from a goal (goal_id) or the topic (goal_id None).
-
-    A goal's `endpoint` is the action server it came through; `run` is set for ExecutePlan goals.
-    """
-
-    instruction: str
-    goal_id: bytes | None
-    max_steps: int | None
-    started_ns: int
-    steps: int = 0
-    budget_spent_ns: int = 0
-    endpoint: ActionEndpoint | None = None
-    run: PlanRun | None = None
-
-
-@dataclass
-class NodeStats:
-    """Counts and timings of a node's run (`vla bench ros2` and the status read them)."""
-
-    ticks: int = 0
-    commands: int = 0
-    overruns: int = 0
-    holds: dict[str, int] = field(default_factory=dict)
-    tick_ns: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
-    act_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
-    # per command: newest input stamp and the publish time (ns), for end-to-end latency
-    published: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=100_000))
 
 
 class PolicyNode:
@@ -155,7 +95,7 @@ class PolicyNode:
         self.codec = CommandCodec.for_embodiment(
             embodiment, space=cfg.action_space, joint_names=joints, control_hz=self.rate_hz
         )
-        self.inputs: dict[str, _Input] = {}
+        self.inputs: dict[str, InputSlot] = {}
         self._subs: dict[str, Any] = {}
         for cam in embodiment.cameras:
             self._add_input(f"camera:{cam}", cfg.topic(camera_topic(cam)), "sensor_msgs/msg/Image")
@@ -188,7 +128,7 @@ class PolicyNode:
         self._tick_wall_ns = 0
 
     def _add_input(self, key: str, topic: str, msgtype: str) -> None:
-        self.inputs[key] = _Input(topic)
+        self.inputs[key] = InputSlot(topic)
         self._subs[key] = self.transport.subscribe(topic, msgtype, SENSOR)
 
     @property
