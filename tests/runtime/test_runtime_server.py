@@ -276,3 +276,44 @@ def test_a_refused_prompt_is_held_without_a_model_call_and_others_are_served(rt)
         served._ws.close()
     finally:
         server.stop()
+
+
+def test_the_presence_verdict_is_each_clients_own_and_judged_on_its_first_frame(rt):
+    """One client's scene refusal never touches another's replies; a reset judges the scene again."""
+    from vla.envs.tabletop import objects as obj
+    from vla.envs.tabletop.presence_views import GROUPS
+    from vla.models.presence import PresenceCheck, PresenceSpec, presence_scores
+
+    hi, wi = rt.make_obs()["images/scene"].shape[:2]
+    spec = PresenceSpec(
+        GROUPS, {obj.describe(c, s): (c, s) for c, s in obj.ALL_PAIRS}, "scene", (hi, wi), ("colour",)
+    )
+    net = spec.net()
+    bright, dark = np.full((hi, wi, 3), 230, np.uint8), np.zeros((hi, wi, 3), np.uint8)
+    a, b = (presence_scores(net, spec, im[None])[0] for im in (bright, dark))
+    j = int(np.argmax(np.abs(a - b)))
+    seen, unseen = (bright, dark) if a[j] > b[j] else (dark, bright)
+    check = PresenceCheck(net, spec, float((a[j] + b[j]) / 2))  # `seen` shows the object, `unseen` not
+    prompt = f"touch the {list(spec.objects)[j]}"
+    policy = rt.ScriptedPolicy()
+    server = PolicyServer(policy, rt.make_spec(policy), ServeConfig(port=0), instruction_check=check)
+    server.start()
+    try:
+        refused, served = (WebsocketClientPolicy("127.0.0.1", server.port) for _ in range(2))
+        reply = refused.infer({**rt.make_obs(), "images/scene": unseen, "prompt": prompt})
+        assert reply["safety"]["interventions"] == ["ungroundable_instruction"] and policy.calls == 0
+        assert "does not show" in reply["safety"]["held"]
+        ok = served.infer({**rt.make_obs(), "images/scene": seen, "prompt": prompt})
+        assert policy.calls == 1 and "held" not in ok["safety"]
+        # The object leaves the view mid-task (in the hand): the first frame's verdict stands.
+        ok = served.infer({**rt.make_obs(), "images/scene": unseen, "prompt": prompt})
+        assert policy.calls == 2 and "held" not in ok["safety"]
+        again = refused.infer({**rt.make_obs(), "images/scene": seen, "prompt": prompt})
+        assert "held" in again["safety"] and policy.calls == 2  # still this client's first verdict
+        # A new episode (openpi's client.reset() is local only; the reset rides on the request).
+        fresh = refused.infer({**rt.make_obs(), "images/scene": seen, "prompt": prompt, "reset": True})
+        assert "held" not in fresh["safety"] and policy.calls == 3
+        refused._ws.close()
+        served._ws.close()
+    finally:
+        server.stop()

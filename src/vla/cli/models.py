@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -136,10 +137,63 @@ def models_check(
         )
 
 
+def models_presence(
+    checkpoint: Annotated[str, typer.Argument(help="checkpoint directory")],
+    instructions: Annotated[
+        list[str] | None, typer.Argument(help="instructions to judge on the first frame of --seed")
+    ] = None,
+    suite: Annotated[str, typer.Option(help="suite whose scenes the check learns")] = "tabletop",
+    scenes: Annotated[int, typer.Option(help="training scenes to render (0: keep the saved check)")] = 4000,
+    val_scenes: Annotated[int, typer.Option(help="validation scenes the threshold is read on")] = 600,
+    epochs: Annotated[int, typer.Option(help="passes over the training scenes")] = 8,
+    workers: Annotated[int, typer.Option(help="rendering processes")] = 2,
+    family: Annotated[str, typer.Option(help="family of the scene the instructions are judged in")] = "",
+    seed: Annotated[int, typer.Option(help="episode seed of that scene")] = 100000,
+) -> None:
+    """Trains a checkpoint's presence check (refuses an instruction naming an object the scene camera
+    does not show; docs/tabletop.md) and saves it as presence_check.safetensors; with instructions,
+    judges them in one scene of the suite. One JSON line per instruction, then the fit's summary."""
+    from vla.models.presence import FILE, PresenceCheck
+
+    if scenes > 0:
+        from vla.models.presence_fit import fit_presence
+
+        try:
+            _, summary = fit_presence(
+                checkpoint,
+                suite_name=suite,
+                scenes=scenes,
+                val_scenes=val_scenes,
+                epochs=epochs,
+                workers=workers,
+                log=typer.echo,
+            )
+        except (FileNotFoundError, ValueError) as e:
+            raise typer.BadParameter(str(e), param_hint="checkpoint") from e
+        typer.echo(f"wrote {Path(checkpoint) / FILE}")
+    check = PresenceCheck.load(checkpoint)
+    if check is None:
+        raise typer.BadParameter(f"checkpoint '{checkpoint}' has no {FILE}; fit one with --scenes N")
+    if instructions:
+        from vla.envs import get_suite
+
+        env = get_suite(suite).make(family or get_suite(suite).families[0], image_size=check.spec.image_size)
+        try:
+            obs, _ = env.reset(seed=seed)
+            for text in instructions:
+                v = check(text, obs["images"])
+                typer.echo(json.dumps({"instruction": text, "ok": v.ok, "kind": v.kind, "reason": v.reason}))
+        finally:
+            env.close()
+    if scenes > 0:
+        typer.echo(json.dumps(summary, sort_keys=True))
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Adds this area's commands to the root app and the `vla bench` group."""
     models_app.command("list")(models_list)
     models_app.command("show")(models_show)
     models_app.command("check")(models_check)
+    models_app.command("presence")(models_presence)
     app.add_typer(models_app, name="models")
     bench.command("model")(bench_model)

@@ -170,14 +170,15 @@ def node(
         if not (checkpoint / "config.json").is_file():
             raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
         policy = Policy.from_pretrained(checkpoint)
-        from vla.models.instruction_check import InstructionCheck
+        from vla.models.grounding_check import GroundingCheck
 
-        # The checkpoint's instruction check, when it has one: a goal it refuses is held, not acted on.
+        # The checkpoint's checks (words, then the goal's first frame), when it has them: a goal they
+        # refuse is held, not acted on.
         ctl = make_safe_controller(
             policy,
             mode=cfg.controller,
             execute_steps=cfg.execute_steps or policy.config.steps_per_chunk,
-            instruction_check=InstructionCheck.load(checkpoint),
+            instruction_check=GroundingCheck.load(checkpoint),
         )
         opts = planner_options(planner_url, planner_model, None, None, planner_threads)
         route = _plan_route(planner, suite, retries=retries, replans=replans, opts=opts)

@@ -86,9 +86,9 @@ def build_server(
         unsafe_no_filter=unsafe_no_filter,
         max_batch=max_batch,
     )
-    from vla.models.instruction_check import InstructionCheck
+    from vla.models.grounding_check import GroundingCheck
 
-    check = InstructionCheck.load(checkpoint)
+    check = GroundingCheck.load(checkpoint)
     return PolicyServer(served, engine.spec, cfg, planner=planner, instruction_check=check), source
 
 

@@ -87,6 +87,23 @@ class GroundingSuite(Protocol):
 
 
 @runtime_checkable
+class PresenceSuite(Protocol):
+    """A suite that can label which attribute each pixel of its scene camera shows (`vla models presence`).
+
+    `presence_declaration()` returns {"groups": {group: values}, "local": groups one pixel shows,
+    "objects": {name: one value per group}, "camera": name, "absent_candidates": the names a scene of
+    the `train` split can lack}; `presence_views` renders first frames with "images" uint8
+    [N, H, W, 3], "maps" int16 [N, groups, H, W] (0 = no object) and "objects" (names per view).
+    """
+
+    def presence_declaration(self) -> dict[str, Any]: ...
+
+    def presence_views(
+        self, seeds: list[int], *, family_of: list[str], split: str, image_size: tuple[int, int]
+    ) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class LabellingSuite(Protocol):
     """A suite whose experts can act from any state another actor reached (`vla dagger` asks them).
 

@@ -39,12 +39,12 @@ def shared_model(checkpoint: str) -> SharedModel:
 
 
 def instruction_check(checkpoint: str) -> Any:
-    """The process's one `InstructionCheck` of `checkpoint`, or None when it has none."""
+    """The process's one `GroundingCheck` of `checkpoint` (words and scene), or None when it has none."""
     with _LOAD_LOCK:
         if checkpoint not in _CHECKS:
-            from vla.models.instruction_check import InstructionCheck
+            from vla.models.grounding_check import GroundingCheck
 
-            _CHECKS[checkpoint] = InstructionCheck.load(checkpoint)
+            _CHECKS[checkpoint] = GroundingCheck.load(checkpoint)
         return _CHECKS[checkpoint]
 
 
@@ -81,7 +81,7 @@ class PolicyActor:
         execute_steps: actions per chunk in chunk mode (0: the policy's `config.steps_per_chunk`).
         safety: run the safety filter (off only for experiments).
         hook: builds the episode's observations and diagnostics.
-        check: the checkpoint's `InstructionCheck` (None: every instruction is acted on).
+        check: the checkpoint's `GroundingCheck` (None: every instruction is acted on).
     """
 
     def __init__(

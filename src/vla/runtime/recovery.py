@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -156,10 +156,16 @@ class SafeController:
         safety: SafetyFilter | None,
         *,
         config: RecoveryConfig | None = None,
-        instruction_check: Callable[[str], Verdict] | None = None,
+        instruction_check: Any = None,
     ) -> None:
         self.controller = controller
         self.instruction_check = instruction_check
+        # Judged on the instruction's first frame and kept for the episode (vla.models.grounding_check).
+        self._verdicts: Any = None
+        if instruction_check is not None:
+            from vla.models.grounding_check import FirstFrameVerdict, GroundingCheck
+
+            self._verdicts = FirstFrameVerdict(GroundingCheck.of(instruction_check))
         self.refusal: Verdict | None = None
         self.safety = safety
         self.recovery = Recovery(config, safety=safety)
@@ -173,6 +179,8 @@ class SafeController:
         self.controller.reset()
         if self.safety is not None:
             self.safety.reset()
+        if self._verdicts is not None:
+            self._verdicts.reset()
         self.failed = False
 
     def act(self, obs: Observation | dict[str, Any]) -> np.ndarray:
@@ -217,9 +225,9 @@ class SafeController:
 
     def _refused(self, ob: Observation) -> np.ndarray | None:
         """The hold for an instruction the check refuses (the policy is not called), else None."""
-        assert self.instruction_check is not None
+        assert self._verdicts is not None
         text = ob.instruction if isinstance(ob.instruction, str) else " ".join(ob.instruction)
-        verdict = self.instruction_check(text)
+        verdict = self._verdicts(text, ob.images)
         if verdict.ok:
             self.refusal = None
             return None
@@ -255,7 +263,7 @@ def make_safe_controller(
     safety: SafetyConfig | None = None,
     recovery: RecoveryConfig | None = None,
     unsafe_no_filter: bool = False,
-    instruction_check: Callable[[str], Verdict] | None = None,
+    instruction_check: Any = None,
 ) -> SafeController:
     """Builds chunking + safety filter + recovery around any policy (the safety filter is on by default).
 
@@ -269,8 +277,9 @@ def make_safe_controller(
         safety: filter settings (default `SafetyConfig()`).
         recovery: retry settings (default `RecoveryConfig()`).
         unsafe_no_filter: drive the robot without the safety filter. Only for experiments in simulation.
-        instruction_check: refuses instructions the policy cannot ground (`vla.models.instruction_check`,
-            a checkpoint's `InstructionCheck`); a refused instruction is a hold with reason
+        instruction_check: refuses instructions the policy cannot ground: a checkpoint's
+            `GroundingCheck` (`vla.models.grounding_check`: words, then the first frame's scene) or an
+            `InstructionCheck` alone; a refused instruction is a hold with reason
             "ungroundable_instruction" and the policy is not called. None: no check.
 
     Returns:

@@ -65,6 +65,8 @@ class Session:
         history: frame history (and a grounding policy's held scene estimate).
         safety: this robot's safety filter (rate limits, latched e-stop), None in unsafe mode.
         recovery: this robot's recovery policy and its stats.
+        verdicts: this robot's instruction verdict, judged on the instruction's first frame and kept
+            until it changes or the client resets (`vla.models.grounding_check`); None without a check.
     """
 
     id: int
@@ -72,6 +74,7 @@ class Session:
     history: ObservationHistory
     safety: SafetyFilter | None
     recovery: Recovery
+    verdicts: Any = None
     prev_total_ms: float = 0.0
 
 
@@ -99,9 +102,10 @@ class PolicyServer:
         instruction_check: Any = None,
     ) -> None:
         self.policy = policy
-        # The checkpoint's `InstructionCheck` (vla.models.instruction_check): a refused prompt gets a
-        # hold chunk with reason "ungroundable_instruction" and the model is not called. The check is
-        # stateless, so one client's refusal never changes another's replies.
+        # The checkpoint's `GroundingCheck` (vla.models.grounding_check; an `InstructionCheck` alone
+        # also works): a refused prompt gets a hold chunk with reason "ungroundable_instruction" and
+        # the model is not called. Each session keeps its own verdict, so one client's refusal never
+        # changes another's replies.
         self.instruction_check = instruction_check
         self.plans: Any = None
         if planner is not None:
@@ -197,6 +201,13 @@ class PolicyServer:
                 return response
         return None
 
+    def _new_verdicts(self) -> Any:
+        if self.instruction_check is None:
+            return None
+        from vla.models.grounding_check import FirstFrameVerdict, GroundingCheck
+
+        return FirstFrameVerdict(GroundingCheck.of(self.instruction_check))
+
     # ---- websocket side -----------------------------------------------------------------------------
     def _new_session(self, conn: ServerConnection) -> Session:
         addr = conn.remote_address
@@ -213,6 +224,7 @@ class PolicyServer:
             ),
             safety=safety,
             recovery=Recovery(self.config.recovery, safety=safety),
+            verdicts=self._new_verdicts(),
         )
 
     async def _handle(self, conn: ServerConnection) -> None:
@@ -316,13 +328,15 @@ class PolicyServer:
             session.history.reset()
             if filt is not None:
                 filt.reset()  # rate-limit memory only: a latched e-stop stays
+            if session.verdicts is not None:
+                session.verdicts.reset()
         if req.observation is None:
             out.update(reset=req.reset, estop=filt is not None and filt.estopped)
             return packb(out)
         state = req.observation.state
         batch = session.history.push(req.observation)
-        if self.instruction_check is not None and filt is not None:
-            verdict = self.instruction_check(str(req.observation.instruction))
+        if session.verdicts is not None and filt is not None:
+            verdict = session.verdicts(str(req.observation.instruction), req.observation.images)
             if not verdict.ok:
                 logger.info("connection #%d: holding, %s", session.id, verdict.reason)
                 return packb({**out, **refusal_reply(filt, state, verdict.reason, self.spec.action_horizon)})

@@ -209,6 +209,33 @@ class TabletopSuite:
 
         return render_scenes(seeds, family_of=family_of, views=views, split=split, image_size=image_size)
 
+    def presence_declaration(self) -> dict[str, Any]:
+        """What the presence check (`vla models presence`) learns: attribute groups (colour is read per
+        pixel), every object name's attributes, and the camera that sees the whole table."""
+        from vla.envs.tabletop import objects as obj
+        from vla.envs.tabletop.presence_views import CAMERA, GROUPS
+
+        return {
+            "groups": GROUPS,
+            "local": ("colour",),
+            "objects": {obj.describe(c, s): (c, s) for c, s in obj.ALL_PAIRS},
+            "camera": CAMERA,
+            "absent_candidates": [obj.describe(*p) for p in obj.TRAIN_PAIRS],
+        }
+
+    def presence_views(
+        self,
+        seeds: list[int],
+        *,
+        family_of: list[str],
+        split: str = "train",
+        image_size: tuple[int, int] = (96, 96),
+    ) -> dict[str, Any]:
+        """First frames of episode scenes with per-pixel attribute maps (`vla models presence`)."""
+        from vla.envs.tabletop.presence_views import render_presence_views
+
+        return render_presence_views(seeds, family_of=family_of, split=split, image_size=image_size)
+
     def example_instructions(self, family: str) -> list[str]:
         """Returns one train-template instruction per template of `family` (for listings and docs)."""
         from vla.envs.tabletop.language import TRAIN_TEMPLATES, fill
