@@ -100,6 +100,15 @@ def models_check(
     fit: Annotated[
         str, typer.Option("--fit", help="(re)fit the check from this dataset's instructions first")
     ] = "",
+    skills: Annotated[
+        bool,
+        typer.Option(
+            "--skills", help="with --fit: also fit the skill check (SmolLM2; refuses unknown verbs)"
+        ),
+    ] = False,
+    suite: Annotated[
+        str, typer.Option(help="suite whose object names the skill check's examples use")
+    ] = "tabletop",
 ) -> None:
     """Judges instructions with a checkpoint's instruction check (what `vla eval` and the controllers
     hold on); `--fit DATA.h5` adds the check to a checkpoint trained before it existed. One JSON line
@@ -115,14 +124,31 @@ def models_check(
             check = InstructionCheck.fit(list(reader.instructions))
         check.save(checkpoint)
         typer.echo(f"wrote {Path(checkpoint) / FILE} ({len(check.instructions)} training instructions)")
-    loaded = InstructionCheck.load(checkpoint)
-    if loaded is None:
+        if skills:
+            from vla.envs import get_suite
+            from vla.models.skill_check import SkillCheck
+
+            decl = getattr(get_suite(suite), "presence_declaration", None)
+            objects = sorted(decl()["objects"]) if decl else []
+            with EpisodeDataset(fit) as reader:
+                skill_check, summary = SkillCheck.fit(
+                    list(reader.instructions), list(reader.families), objects
+                )
+            typer.echo(f"wrote {skill_check.save(checkpoint)} ({json.dumps(summary)})")
+    elif skills:
+        raise typer.BadParameter(
+            "--skills fits from a dataset: give --fit DATA.h5 too", param_hint="--skills"
+        )
+    from vla.models.grounding_check import GroundingCheck
+
+    loaded = GroundingCheck.load(checkpoint)
+    if loaded is None or loaded.words is None:
         raise typer.BadParameter(
             f"checkpoint '{checkpoint}' has no {FILE}; add one with --fit DATA.h5 (the training dataset)",
             param_hint="checkpoint",
         )
     for text in instructions or []:
-        v = loaded(text)
+        v = loaded.judge(text, None)  # words and skill; the scene needs a frame (`vla models presence`)
         typer.echo(
             json.dumps(
                 {
