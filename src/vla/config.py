@@ -221,6 +221,9 @@ class EvalConfig:
         instruction_check: hold, without calling the policy, on an instruction the checkpoint's
             instruction check refuses (`vla.models.instruction_check`; a checkpoint without one acts
             on everything). Off measures the policy alone.
+        detector_grounding: replace the instructed objects' positions in a grounding policy's held
+            first-frame estimate by where the checkpoint's presence net sees them (the suite's
+            `refine_estimates`; docs/tabletop.md). Needs `vla models presence DIR` first.
     """
 
     checkpoint: str
@@ -240,6 +243,7 @@ class EvalConfig:
     oracle_features: bool = False
     perturb: tuple[str, ...] = ()
     instruction_check: bool = True
+    detector_grounding: bool = False
 
     def __post_init__(self) -> None:
         from vla.rollout.perturb import Perturbation

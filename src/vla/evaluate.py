@@ -115,6 +115,7 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
         safety=cfg.safety,
         hook=_hook(cfg),
         instruction_check=cfg.instruction_check,
+        detector_grounding=cfg.detector_grounding,
     )
     done: dict[int, EpisodeResult] = {}
     t0 = time.perf_counter()

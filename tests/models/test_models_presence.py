@@ -131,3 +131,47 @@ def test_the_controller_holds_on_an_absent_object_and_judges_again_after_reset(v
     ctl.reset()
     moved = ctl.act({"images": {"scene": shown, "wrist": shown}, "state": state, "instruction": text})
     assert policy.calls == 1 and ctl.refusal is None and np.abs(moved[:3]).max() > 0
+
+
+def test_the_scene_camera_model_matches_mujocos_and_pixels_land_back_on_the_plane():
+    from vla.envs.tabletop.detector_grounding import scene_camera
+    from vla.envs.tabletop.env import TabletopEnv
+
+    env = TabletopEnv("touch", image_size=(96, 96))
+    try:
+        env.reset(seed=3)
+        m, d = env.model, env.data
+        cid = m.camera("scene").id
+        cam = scene_camera((96, 96))
+        np.testing.assert_allclose(cam.pos, d.cam_xpos[cid], atol=1e-6)
+        rot = d.cam_xmat[cid].reshape(3, 3)
+        np.testing.assert_allclose(
+            np.array([cam.xaxis, cam.yaxis]), rot[:, :2].T, atol=1e-5
+        )  # the MJCF holds 6 digits
+        assert cam.fovy_deg == float(m.cam_fovy[cid])
+        # A point on the plane z = 0.02, projected into the image with MuJoCo's pose, comes back.
+        point = np.array([0.55, -0.12, 0.02])
+        c = rot.T @ (point - d.cam_xpos[cid])  # camera frame: x right, y up, looking along -z
+        f = 48.0 / np.tan(np.deg2rad(cam.fovy_deg) / 2)
+        u, v = 48.0 + f * c[0] / -c[2], 48.0 - f * c[1] / -c[2]
+        np.testing.assert_allclose(cam.on_plane(u, v, 0.02), point, atol=1e-5)  # 0.01 mm
+    finally:
+        env.close()
+
+
+def test_refining_moves_target_and_place_by_what_the_net_sees(views):
+    from vla.envs.tabletop.detector_grounding import refine_scene
+
+    check = PresenceCheck(SPEC.net(), SPEC, 1e-6)  # every peak counts as found
+    image = views["images"][0]
+    est = np.array([0.5, 0.0, 0.02, 0.5, 0.1, 0.12, 1.0, 0.0], np.float32)
+    one = refine_scene(est, "touch the red block", image, check)
+    moved = one[0:2] - est[0:2]
+    assert np.abs(moved).sum() > 0 and one[2] == est[2] and np.all(one[5:] == est[5:])
+    np.testing.assert_allclose(one[3:5] - est[3:5], moved, atol=1e-6)  # the place follows the target
+    held = refine_scene(est, "put the red block in the bowl", image, check)
+    np.testing.assert_array_equal(held[3:6], est[3:6])  # a container's place stays the policy's
+    two = refine_scene(est, "stack the red block on the blue ball", image, check)
+    np.testing.assert_allclose(two[0:2], one[0:2], atol=1e-6)
+    assert not np.allclose(two[3:5], one[3:5])  # the place is where the second object is seen
+    np.testing.assert_array_equal(refine_scene(est, "touch the banana", image, check), est)

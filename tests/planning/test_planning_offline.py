@@ -132,3 +132,29 @@ def test_output_is_always_a_valid_plan_or_a_plan_error(planner: OfflinePlanner, 
     except PlanError:
         return
     assert validate_plan(plan, VOCABULARY, SCENE) == plan
+
+
+SKILL_EXAMPLES = [
+    ("lift the green cylinder", "pick up"),
+    ("open the red block", "none"),
+    ("poke the yellow block", "touch"),
+    ("pour the blue ball", "none"),
+    ("shove the purple block to the left", "push"),
+    ("wipe the green ball", "none"),
+]
+
+
+def test_the_skill_check_refuses_an_unknown_verb_with_its_reason(planner: OfflinePlanner) -> None:
+    from vla.models.grounding_check import GroundingCheck
+    from vla.models.skill_check import SkillCheck
+
+    check = SkillCheck(SKILL_EXAMPLES, ["pick up", "touch", "push"], threshold=0.0, scorer=planner.scorer)
+    skill, _ = check.margin("pick up the red block")
+    unknown, _ = check.margin("juggle the red block")
+    assert unknown > skill  # "none" is preferred more for the verb no skill has
+    check.threshold = (skill + unknown) / 2
+    refused = check("juggle the red block")
+    assert not refused.ok and refused.kind == "unknown_skill" and "pick up, touch, push" in refused.reason
+    assert check("pick up the red block").ok
+    # Judged before the scene in a GroundingCheck; no frame is needed to refuse it.
+    assert GroundingCheck(skills=check).judge("juggle the red block", None).kind == "unknown_skill"

@@ -64,8 +64,15 @@ class SkillCheck:
     """Refuses instructions the language model maps to no skill (see the module doc)."""
 
     def __init__(
-        self, examples: list[tuple[str, str]], skills: list[str], threshold: float, *, threads: int = 1
+        self,
+        examples: list[tuple[str, str]],
+        skills: list[str],
+        threshold: float,
+        *,
+        threads: int = 1,
+        scorer: Any = None,
     ) -> None:
+        """`scorer`: a loaded `vla.planning.lm` scorer to share (a planner's, say); None loads one on first use."""
         if not skills or not examples:
             raise ValueError("a skill check needs skills and few-shot examples")
         self.examples = list(examples)
@@ -80,6 +87,9 @@ class SkillCheck:
             + "".join(f"Instruction: {a}\nSkill: {b}\n" for a, b in self.examples)
         )
         self._scorer: Any = None
+        if scorer is not None:
+            scorer.warm(self.prefix)
+            self._scorer = scorer
         self._lock = threading.Lock()
         self._cache: dict[str, Verdict] = {}
 

@@ -51,8 +51,9 @@ def instruction_check(checkpoint: str) -> Any:
 class _EpisodePolicy:
     """What one episode's controller calls: the shared model, timed, with the hook seeing estimates."""
 
-    def __init__(self, model: SharedModel, extras: EpisodeExtras) -> None:
+    def __init__(self, model: SharedModel, extras: EpisodeExtras, refine: Any = None) -> None:
         self.model = model
+        self.refine = refine  # (estimates, Observation) -> estimates, or None
         self.config = model.config
         self.embodiment = model.embodiment
         self.extras = extras
@@ -67,6 +68,8 @@ class _EpisodePolicy:
     def estimate(self, obs: Observation) -> dict[str, np.ndarray]:
         """The policy's feature estimates (held per episode by the controller; once per episode)."""
         out = self.model.estimate(obs)
+        if self.refine is not None:
+            out = self.refine(out, obs)
         self.extras.on_estimate(out)
         return out
 
@@ -82,6 +85,8 @@ class PolicyActor:
         safety: run the safety filter (off only for experiments).
         hook: builds the episode's observations and diagnostics.
         check: the checkpoint's `GroundingCheck` (None: every instruction is acted on).
+        refine: (estimates, Observation) -> estimates applied to the policy's held first-frame
+            estimates (detector grounding), or None.
     """
 
     def __init__(
@@ -94,9 +99,11 @@ class PolicyActor:
         safety: bool = True,
         hook: FeatureHook | None = None,
         check: Any = None,
+        refine: Any = None,
     ) -> None:
         self.model = model
         self.check = check
+        self.refine = refine
         self.env = env
         self.mode = controller
         self.execute_steps = execute_steps or model.config.steps_per_chunk
@@ -110,7 +117,7 @@ class PolicyActor:
         """Starts an episode (after `env.reset`): a fresh controller, and joins the model's batches."""
         from vla.runtime.recovery import make_safe_controller
 
-        self._episode = _EpisodePolicy(self.model, self.hook.start(self.env, self.model.policy))
+        self._episode = _EpisodePolicy(self.model, self.hook.start(self.env, self.model.policy), self.refine)
         # The limits are the checkpoint's; what the robot's driver clips by itself is the env's (the
         # robot running the commands), so a checkpoint saved before `driver_clips` existed counts the
         # physical interventions right too.
@@ -168,6 +175,8 @@ class PolicyActorFactory:
         hook: the episode hook (scene labels, grounding diagnostics).
         instruction_check: refuse what the checkpoint's instruction check refuses (hold, with the
             reason in the episode's extras); off, every instruction is acted on.
+        detector_grounding: place the instructed objects in the policy's held first-frame estimates
+            with the checkpoint's presence net (the suite's `refine_estimates`); needs a presence check.
     """
 
     checkpoint: str
@@ -176,6 +185,7 @@ class PolicyActorFactory:
     safety: bool = True
     hook: FeatureHook = field(default_factory=FeatureHook)
     instruction_check: bool = True
+    detector_grounding: bool = False
 
     def __post_init__(self) -> None:
         from vla.runtime.chunking import MODES
@@ -201,4 +211,24 @@ class PolicyActorFactory:
             safety=self.safety,
             hook=self.hook,
             check=instruction_check(self.checkpoint) if self.instruction_check else None,
+            refine=self._refine(suite) if self.detector_grounding else None,
         )
+
+    def _refine(self, suite: Suite) -> Any:
+        """The suite's estimate refinement bound to the checkpoint's presence net (a clear error without)."""
+        checks = instruction_check(self.checkpoint)
+        scene = getattr(checks, "scene", None)
+        refine = getattr(suite, "refine_estimates", None)
+        if scene is None or refine is None:
+            raise ValueError(
+                f"detector_grounding needs a presence check in {self.checkpoint} (`vla models presence`) "
+                f"and a suite that can refine estimates; has check: {scene is not None}, "
+                f"suite can: {refine is not None}"
+            )
+
+        def apply(estimates: dict[str, np.ndarray], obs: Observation) -> dict[str, np.ndarray]:
+            text = obs.instruction if isinstance(obs.instruction, str) else obs.instruction[0]
+            frames = {c: (v[0, -1] if v.ndim == 5 else v) for c, v in obs.images.items()}
+            return dict(refine(estimates, text, frames, scene))
+
+        return apply

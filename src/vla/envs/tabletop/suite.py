@@ -223,6 +223,20 @@ class TabletopSuite:
             "absent_candidates": [obj.describe(*p) for p in obj.TRAIN_PAIRS],
         }
 
+    def refine_estimates(
+        self, estimates: dict[str, np.ndarray], instruction: str, images: dict[str, np.ndarray], check: Any
+    ) -> dict[str, np.ndarray]:
+        """A policy's first-frame estimates with the named objects placed by the presence net
+        (`vla eval --set detector_grounding=true`; `detector_grounding.py`)."""
+        from vla.envs.tabletop.detector_grounding import refine_scene
+        from vla.envs.tabletop.labels import SCENE
+
+        if SCENE.name not in estimates:
+            return estimates
+        image = images[check.spec.camera]
+        rows = [refine_scene(row, instruction, image, check) for row in np.atleast_2d(estimates[SCENE.name])]
+        return {**estimates, SCENE.name: np.stack(rows).astype(np.float32)}
+
     def presence_views(
         self,
         seeds: list[int],
