@@ -9,18 +9,11 @@ import pytest
 
 from vla.models.skill_check import FILE, SkillCheck
 
-EXAMPLES = [
-    ("lift the green cylinder", "pick up"),
-    ("open the red block", "none"),
-    ("poke the yellow block", "touch"),
-    ("pour the blue ball", "none"),
-    ("shove the purple block to the left", "push"),
-    ("wipe the green ball", "none"),
-]
+EXAMPLES = [("lift the green cylinder", "pick up"), ("open the red block", "none")]
 
 
 def test_the_check_round_trips_and_bad_files_or_data_are_clear_errors(tmp_path):
-    check = SkillCheck(EXAMPLES, ["pick up", "touch", "push"], threshold=1.25)
+    check = SkillCheck(EXAMPLES, ["pick up"], threshold=1.25)
     again = SkillCheck.load(check.save(tmp_path).parent)
     assert again is not None and again.examples == EXAMPLES and again.threshold == 1.25
     assert again.prefix == check.prefix
