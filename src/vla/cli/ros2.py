@@ -174,11 +174,14 @@ def node(
 
         # The checkpoint's checks (words, then the goal's first frame), when it has them: a goal they
         # refuse is held, not acted on.
+        checks = GroundingCheck.load(checkpoint)
+        if checks is not None:
+            checks.warm()  # the skill check's model loads before the first goal, not during it
         ctl = make_safe_controller(
             policy,
             mode=cfg.controller,
             execute_steps=cfg.execute_steps or policy.config.steps_per_chunk,
-            instruction_check=GroundingCheck.load(checkpoint),
+            instruction_check=checks,
         )
         opts = planner_options(planner_url, planner_model, None, None, planner_threads)
         route = _plan_route(planner, suite, retries=retries, replans=replans, opts=opts)

@@ -89,6 +89,8 @@ def build_server(
     from vla.models.grounding_check import GroundingCheck
 
     check = GroundingCheck.load(checkpoint)
+    if check is not None:
+        check.warm()  # the skill check's model loads now, not on the first client's request
     return PolicyServer(served, engine.spec, cfg, planner=planner, instruction_check=check), source
 
 

@@ -53,6 +53,11 @@ class GroundingCheck:
             return Verdict(True)
         return self.scene(instruction, images)
 
+    def warm(self) -> None:
+        """Loads what loads lazily (the skill check's language model), before the first instruction."""
+        if self.skills is not None:
+            self.skills.warm()
+
     @classmethod
     def load(cls, directory: str | Path) -> GroundingCheck | None:
         """The checkpoint's checks, or None when it has none of their files."""

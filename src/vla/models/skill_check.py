@@ -102,6 +102,10 @@ class SkillCheck:
                 self._scorer.warm(self.prefix)
             return self._scorer
 
+    def warm(self) -> None:
+        """Loads the model and its prompt cache now (a server does, so its first request is not slow)."""
+        self._score()
+
     def margin(self, instruction: str) -> tuple[float, str]:
         """(mean log p(" none") - best skill's, that skill) for `instruction`."""
         scorer = self._score()
