@@ -148,6 +148,8 @@ def eval_long_horizon(
     retries: int,
     replans: int,
     out: Path | None,
+    detector_grounding: bool = False,
+    instruction_check: bool = True,
 ) -> None:
     """`vla eval` on a long-horizon split: plan, execute, judge (`vla.planning.evaluate`)."""
     from vla.planning.evaluate import LongHorizonEvalConfig, evaluate_long_horizon
@@ -171,6 +173,8 @@ def eval_long_horizon(
             executor=ExecutorConfig(retries=retries, replans=replans),
             inject_drops=inject_drops,
             out=str(out or default_out),
+            detector_grounding=detector_grounding,
+            instruction_check=instruction_check,
         )
         results = evaluate_long_horizon(cfg)
     except (ValueError, KeyError, FileNotFoundError, ImportError, PlanError) as e:

@@ -154,6 +154,11 @@ def eval_cmd(
     if split in getattr(get_suite(suite), "long_horizon_splits", ()):
         from vla.cli.planning import eval_long_horizon, planner_options
 
+        # --set applies to the skills' actor here: the fields of EvalConfig a step actor reads.
+        try:
+            sets = apply_overrides(EvalConfig(checkpoint=""), set_ or [])
+        except (ValueError, KeyError) as e:
+            _fail(e)
         eval_long_horizon(
             suite=suite,
             split=split,
@@ -168,6 +173,8 @@ def eval_cmd(
             retries=step_retries,
             replans=replans,
             out=out,
+            detector_grounding=sets.detector_grounding,
+            instruction_check=sets.instruction_check,
         )
         return
     try:

@@ -40,6 +40,7 @@ class LongHorizonEvalConfig:
         inject_drops: share of step attempts whose grasp is made to slip (suite's `inject_fault`).
         image_size: camera size when the scripted expert executes (a checkpoint uses its own).
         out: directory for results.json ("" writes nothing).
+        detector_grounding, instruction_check: the step actor's (`vla.rollout.PolicyActorFactory`).
     """
 
     suite: str = "tabletop"
@@ -54,6 +55,8 @@ class LongHorizonEvalConfig:
     inject_drops: float = 0.0
     image_size: tuple[int, int] = (32, 32)
     out: str = ""
+    detector_grounding: bool = False
+    instruction_check: bool = True
 
     def __post_init__(self) -> None:
         if self.episodes_per_kind < 1:
@@ -143,7 +146,15 @@ def evaluate_long_horizon(
     for kind in kinds:
         env = suite.make_long_horizon(kind, split=cfg.split, image_size=image_size)
         actor = step_actor(
-            suite, env, checkpoint=cfg.checkpoint, inject_drops=cfg.inject_drops, seed=cfg.seed
+            suite,
+            env,
+            checkpoint=cfg.checkpoint,
+            inject_drops=cfg.inject_drops,
+            seed=cfg.seed,
+            options={
+                "detector_grounding": cfg.detector_grounding,
+                "instruction_check": cfg.instruction_check,
+            },
         )
         try:
             for i in range(cfg.episodes_per_kind):

@@ -109,7 +109,13 @@ def policy_image_size(checkpoint: str) -> tuple[int, int]:
 
 
 def step_actor(
-    suite: LongHorizonSuite, env: Any, *, checkpoint: str = "", inject_drops: float = 0.0, seed: int = 0
+    suite: LongHorizonSuite,
+    env: Any,
+    *,
+    checkpoint: str = "",
+    inject_drops: float = 0.0,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
 ) -> StepActor:
     """The skill actor for `env`: the checkpoint's policy (deployed stack), or the scripted expert ("").
 
@@ -119,11 +125,12 @@ def step_actor(
         checkpoint: policy checkpoint directory; "" uses the suite's scripted expert.
         inject_drops: share of step attempts whose grasp is made to slip (`suite.inject_fault`).
         seed: seed of the fault draws.
+        options: `PolicyActorFactory` fields for the checkpoint's actor (detector_grounding, ...).
     """
     if checkpoint:
         from vla.rollout.policy_actor import PolicyActorFactory
 
-        inner = PolicyActorFactory(checkpoint)(env, suite)  # type: ignore[arg-type]
+        inner = PolicyActorFactory(checkpoint, **(options or {}))(env, suite)  # type: ignore[arg-type]
     else:
         inner = suite.expert(env)
     base = PerAttempt(inner)
