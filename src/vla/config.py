@@ -81,6 +81,10 @@ class TrainConfig:
         init_from: a checkpoint directory to start from (fine-tuning, e.g. a DAgger round): its weights
             and normalization statistics, which the new data does not change. The preset and policy
             overrides must build the checkpoint's own policy config.
+        joint_with: datasets of other robots to train one joint policy with (`vla.models.joint`:
+            a shared vision-language trunk, per-robot state encoder, fusion and heads). Every robot
+            gets the same share of each batch (`batch_size` windows split evenly across robots);
+            the checkpoint is a directory of per-robot checkpoints.
     """
 
     dataset: str
@@ -114,6 +118,7 @@ class TrainConfig:
     grounding: str = ""
     grounding_batch: int = 32
     init_from: str = ""
+    joint_with: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "threads", "grounding_batch")

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from vla.checkpoint_layout import not_a_checkpoint
 from vla.config import TrainConfig, from_dict, to_dict
 from vla.data.collect import result_to_episode
 from vla.data.reader import EpisodeDataset
@@ -232,7 +233,7 @@ def _round_seeds(data: Path, r: int) -> set[tuple[str, int]]:
 def _recipe(checkpoint: Path) -> TrainConfig:
     """The training config of the run that made `checkpoint` (its `train_config.json`)."""
     if not (checkpoint / "config.json").is_file():
-        raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
+        raise FileNotFoundError(not_a_checkpoint(checkpoint))
     path = checkpoint.parent / "train_config.json"
     if not path.is_file():
         raise FileNotFoundError(

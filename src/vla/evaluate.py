@@ -42,9 +42,15 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 # ------------------------------------------------------------------------------------------- driver
-def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str]]:
-    """Loads the checkpoint and checks it can drive the suite, before any rollout; returns (policy, families)."""
+def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str], tuple[tuple[str, Any], ...]]:
+    """Loads the checkpoint and checks it can drive the suite, before any rollout.
+
+    Returns (policy, families, env_options): the `make` options of the suite's robot that the
+    checkpoint's embodiment names (`embodiment_options`; e.g. tabletop's humanoid), so a G1
+    checkpoint is evaluated on the G1's envs without a flag.
+    """
     from vla.envs import get_suite
+    from vla.envs.base import embodiment_options, option_families
     from vla.models import Policy
 
     policy = Policy.from_pretrained(cfg.checkpoint)
@@ -52,10 +58,12 @@ def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str]]:
     check_hook(_hook(cfg), policy, suite, checkpoint=cfg.checkpoint, suite_name=cfg.suite)
     if cfg.split not in suite.splits:
         raise ValueError(f"suite '{cfg.suite}' has no split '{cfg.split}'; splits: {list(suite.splits)}")
-    unknown = [f for f in cfg.families if f not in suite.families]
+    env_options = embodiment_options(suite, policy.embodiment.name)
+    known = option_families(suite, env_options)
+    unknown = [f for f in cfg.families if f not in known]
     if unknown:
-        raise ValueError(f"suite '{cfg.suite}' has no families {unknown}; families: {list(suite.families)}")
-    env = suite.make(cfg.families[0] if cfg.families else suite.families[0], split=cfg.split)
+        raise ValueError(f"suite '{cfg.suite}' has no families {unknown}; families: {list(known)}")
+    env = suite.make(cfg.families[0] if cfg.families else known[0], split=cfg.split, **dict(env_options))
     try:
         problems = policy.embodiment.compatible_with(env.embodiment)
     finally:
@@ -65,7 +73,7 @@ def check_compatible(cfg: EvalConfig) -> tuple[Any, list[str]]:
             f"checkpoint {cfg.checkpoint} was trained for embodiment '{policy.embodiment.name}', which cannot "
             f"drive suite '{cfg.suite}' ({env.embodiment.name}): {'; '.join(problems)}"
         )
-    return policy, list(cfg.families or _trained_families(cfg.checkpoint, suite.families))
+    return policy, list(cfg.families or _trained_families(cfg.checkpoint, known)), env_options
 
 
 def _trained_families(checkpoint: str, suite_families: tuple[str, ...] | list[str]) -> list[str]:
@@ -91,7 +99,7 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
     """
     from vla.report import write_report
 
-    policy, families = check_compatible(cfg)
+    policy, families, env_options = check_compatible(cfg)
     # 0 means "the policy's own" (config.steps_per_chunk); results.json records the value used.
     cfg = replace(cfg, execute_steps=cfg.execute_steps or policy.config.steps_per_chunk)
     size = (int(policy.embodiment.image_size[0]), int(policy.embodiment.image_size[1]))
@@ -104,6 +112,7 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
             size,
             record_frames=i < cfg.videos_per_family,
             perturb=cfg.perturb,
+            env_options=env_options,
         )
         for fam in families
         for i in range(cfg.episodes_per_task)
@@ -153,6 +162,7 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
             "interventions": int(sum(r.interventions for r in rs)),
             "interventions_by_reason": _by_reason(rs),
             "interventions_physical": int(sum(sum(r.physical_by_reason.values()) for r in rs)),
+            "failures_by_reason": _failures(rs),
             **summarize_family([r.extras for r in rs]),
         }
     n, k = len(results), sum(r.success for r in results)
@@ -179,6 +189,8 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
         # The interventions that changed the robot's command beyond what its driver does by itself.
         "safety_interventions_physical": int(sum(sum(r.physical_by_reason.values()) for r in results)),
         "safety_interventions_physical_by_reason": _by_reason(results, physical=True),
+        # Episodes the env ended as failures for a reason of its own (e.g. the humanoid's "fall").
+        "failures_by_reason": _failures(results),
         "wall_s": wall_s,
         "episodes_per_s": n / wall_s if wall_s > 0 else 0.0,
         "split": cfg.split,
@@ -194,11 +206,17 @@ def summarize(results: list[EpisodeResult], *, cfg: EvalConfig, wall_s: float) -
                 "instruction": r.instruction,
                 "success": r.success,
                 "length": r.steps,
+                **({"failure": r.failure} if r.failure else {}),
                 **r.extras,
             }
             for r in results
         ],
     }
+
+
+def _failures(results: list[EpisodeResult]) -> dict[str, int]:
+    """Episodes per env-reported failure reason (`info["failure"]`), most frequent first."""
+    return dict(Counter(r.failure for r in results if r.failure).most_common())
 
 
 def _per_group(suite_name: str, rates: dict[str, float]) -> dict[str, float]:

@@ -87,6 +87,22 @@ class StateField:
 
 
 @dataclass(frozen=True)
+class Effector:
+    """An end effector: the state field that holds its position and the action dimension that
+    closes it (e.g. a humanoid's left palm and the first of its `hands` closures).
+
+    Attributes:
+        state_field: the position field (3 floats), e.g. "left_hand_pos".
+        action_group: the group of the default action space that opens and closes it.
+        index: which dimension of that group.
+    """
+
+    state_field: str
+    action_group: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
 class StateGuard:
     """A check of the measured state under which the safety filter stops motion (fall/balance checks).
 
@@ -167,6 +183,8 @@ class Embodiment:
             counts as physical.
         state_guards: the robot's checks of its measured state (`StateGuard`), e.g. a humanoid's
             balance margin and fall; empty for a fixed-base arm.
+        effectors: the end effectors (`Effector`) when there are several (a humanoid's two hands);
+            empty means one, the "ee_pos" field and the "gripper" group, when the robot has them.
     """
 
     name: str
@@ -183,11 +201,13 @@ class Embodiment:
     gripper_range: tuple[float, float] = (0.0, 1.0)
     driver_clips: tuple[str, ...] = ()
     state_guards: tuple[StateGuard, ...] = ()
+    effectors: tuple[Effector, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.action_spaces:
             raise ValueError(f"embodiment '{self.name}' declares no action space")
         self._check_guards()
+        self._check_effectors()
         unknown = [c for c in self.driver_clips if c not in DRIVER_CLIPS]
         if unknown:
             raise ValueError(
@@ -216,6 +236,36 @@ class Embodiment:
                     f"embodiment '{self.name}': state guard '{g.name}' indices {bad} are outside field "
                     f"'{g.field}' of size {sizes[g.field]}"
                 )
+
+    def _check_effectors(self) -> None:
+        sizes = {f.name: f.size for f in self.state_fields}
+        groups = {g.name: g.size for g in self.action_spaces[0].groups}
+        for e in self.effectors:
+            if sizes.get(e.state_field) != 3:
+                raise ValueError(
+                    f"embodiment '{self.name}': effector field '{e.state_field}' must be a 3-float state "
+                    f"field; fields: {sizes}"
+                )
+            if not 0 <= e.index < groups.get(e.action_group, 0):
+                raise ValueError(
+                    f"embodiment '{self.name}': effector action '{e.action_group}'[{e.index}] is not in "
+                    f"the default action space's groups {groups}"
+                )
+
+    def effector_layout(self) -> list[tuple[slice, int]]:
+        """(position slice of the state, closure dimension of the default action) per end effector:
+        the declared `effectors`, else ("ee_pos", "gripper"[0]) when both exist, else none."""
+        space = self.action_spaces[0]
+        if self.effectors:
+            return [
+                (self.state_slice(e.state_field), space.slice(e.action_group).start + e.index)
+                for e in self.effectors
+            ]
+        if any(f.name == "ee_pos" for f in self.state_fields) and any(
+            g.name == "gripper" for g in space.groups
+        ):
+            return [(self.state_slice("ee_pos"), space.slice("gripper").start)]
+        return []
 
     @property
     def state_dim(self) -> int:
@@ -304,6 +354,10 @@ class Embodiment:
                         why=g.get("why", ""),
                     )
                     for g in d.get("state_guards", ())
+                ),
+                effectors=tuple(
+                    Effector(str(e["state_field"]), str(e["action_group"]), int(e.get("index", 0)))
+                    for e in d.get("effectors", ())
                 ),
             )
         except KeyError as e:

@@ -18,9 +18,9 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +31,20 @@ from tqdm import tqdm
 
 from vla.config import TrainConfig, to_dict
 from vla.data.augment import AugmentConfig, augment_batch
-from vla.data.grounding import GroundingSet
-from vla.data.reader import EpisodeDataset
-from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
-from vla.envs.base import suite_paraphraser
-from vla.models import Policy, PolicyConfig, build_policy, parse_overrides
+from vla.models import Policy, PolicyConfig, build_policy
 from vla.models.checkpoint import start_from
 from vla.models.instruction_check import InstructionCheck
+from vla.models.joint import JointPolicy
 from vla.models.language import build_vocab
 from vla.models.policy import PREFIXES
-from vla.presets import get_preset
+from vla.train_data import TrainData, load_data
 from vla.train_device import Placement, autocast, resolve_placement
-from vla.train_grounding import check_grounding_config, grounding_indices, load_grounding
+from vla.train_grounding import check_grounding_config, grounding_indices
+from vla.train_joint import setup_joint
 from vla.train_optim import check_module_names, lr_at, make_optimizer, set_lr
+from vla.train_policy import build_policy_config, fit_cameras
 from vla.train_state import Counters, load_state, save_state
-from vla.types import Batch, GroundingBatch
+from vla.types import Batch, GroundingBatch, JointBatch
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +80,16 @@ class EMA:
 class _LossModule(torch.nn.Module):
     """Makes `policy.loss` the forward pass, so DistributedDataParallel can wrap any policy."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy | JointPolicy) -> None:
         super().__init__()
         self.policy = policy
 
     def forward(
-        self, batch: Batch, grounding: GroundingBatch | None = None
+        self, batch: Batch | JointBatch, grounding: GroundingBatch | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, metrics = self.policy.loss(batch)
+        loss, metrics = self.policy.loss(batch)  # type: ignore[arg-type]  # each takes its own kind
         if grounding is not None:
+            assert isinstance(self.policy, Policy)  # a joint policy has no grounding head
             g_loss, g_metrics = self.policy.grounding_loss(grounding)
             loss = loss + g_loss
             metrics = {**metrics, **g_metrics, "loss": float(loss.detach())}
@@ -98,7 +98,7 @@ class _LossModule(torch.nn.Module):
 
 def train_step(
     model: torch.nn.Module,
-    batch: Batch,
+    batch: Batch | JointBatch,
     optimizer: torch.optim.Optimizer,
     *,
     lr: float,
@@ -143,65 +143,34 @@ def train_step(
 
 
 # ------------------------------------------------------------------------------------------------ data
-@dataclass
-class _Data:
-    train: WindowDataset
-    val: WindowDataset | None
-    weights: np.ndarray | None
-    paraphrase: Callable[[str, np.random.Generator], str] | None
-    reader: EpisodeDataset
-    grounding: GroundingSet | None = None
-
-
-def _load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> _Data:
-    reader = EpisodeDataset(cfg.dataset)
-    if reader.stats is None:
-        raise ValueError(
-            f"{cfg.dataset}: dataset has no normalization statistics (run `vla data info` to check)"
-        )
-    if reader.embodiment is None:
-        raise ValueError(f"{cfg.dataset}: dataset has no embodiment description")
-    families = reader.families
-    chosen = [i for i, f in enumerate(families) if not cfg.families or f in cfg.families]
-    if not chosen:
-        raise ValueError(
-            f"{cfg.dataset}: no episodes of families {list(cfg.families)}; has {sorted(set(families))}"
-        )
-    train_eps, val_eps = split_episodes(
-        [families[i] for i in chosen], val_fraction=cfg.val_fraction, seed=cfg.seed
-    )
-    wcfg = WindowConfig(obs_horizon=policy_cfg.obs_horizon, action_horizon=policy_cfg.action_horizon)
-    train = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in train_eps])
-    val = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in val_eps]) if val_eps else None
-    # Language augmentation is the suite's own (a suite without `paraphrase`, or imported data, has none).
-    paraphrase = suite_paraphraser(reader.suite) if reader.suite else None
-    weights = train.family_weights() if cfg.balance_families else None
-    grounding = load_grounding(cfg, policy_cfg, reader) if cfg.grounding else None
-    return _Data(
-        train=train, val=val, weights=weights, paraphrase=paraphrase, reader=reader, grounding=grounding
-    )
-
-
 def batch_indices(step: int, *, n: int, batch_size: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
     """The global batch of step `step`: int64 [batch_size] window indices, a pure function of its args."""
     rng = np.random.default_rng([seed, step, 1])
     return rng.choice(n, size=batch_size, replace=True, p=weights).astype(np.int64)
 
 
-def _augmented(batch: Batch, data: _Data, aug: AugmentConfig, *, seed: int, step: int, rank: int) -> Batch:
+def _augmented(
+    batch: Batch | JointBatch, data: TrainData, aug: AugmentConfig, *, seed: int, step: int, rank: int
+) -> Batch | JointBatch:
     gen = torch.Generator().manual_seed(int(np.random.default_rng([seed, step, 2, rank]).integers(2**62)))
     rng = np.random.default_rng([seed, step, 3, rank])
+    if isinstance(batch, JointBatch):
+        return JointBatch(
+            {
+                name: augment_batch(part, aug, generator=gen, paraphrase=data.paraphrases.get(name), rng=rng)
+                for name, part in batch.parts.items()
+            }
+        )
     return augment_batch(batch, aug, generator=gen, paraphrase=data.paraphrase, rng=rng)
 
 
 @torch.no_grad()
-def validate(
-    policy: Policy, val: WindowDataset, *, batches: int, batch_size: int, seed: int
-) -> dict[str, float]:
+def validate(policy: Any, val: Any, *, batches: int, batch_size: int, seed: int) -> dict[str, float]:
     """Mean validation loss overall and per task family (fixed windows, no augmentation)."""
     policy.eval()
     rng = np.random.default_rng([seed, 7])
-    idx = rng.permutation(len(val))[: batches * batch_size]
+    # Sorted: a joint batch lists its windows robot by robot, and `family` must line up with `idx`.
+    idx = np.sort(rng.permutation(len(val))[: batches * batch_size])
     totals: dict[str, list[float]] = {}
     state = torch.get_rng_state()  # keep training randomness independent of validation
     for chunk in np.array_split(idx, max(1, math.ceil(len(idx) / batch_size))):
@@ -216,18 +185,41 @@ def validate(
     return {k: float(np.mean(v)) for k, v in totals.items()}
 
 
-def _apply_stage(policy: Policy, base_trainable: dict[str, bool], frozen: tuple[str, ...]) -> None:
+def _apply_stage(policy: torch.nn.Module, base_trainable: dict[str, bool], frozen: tuple[str, ...]) -> None:
     for name, p in policy.named_parameters():
         p.requires_grad_(base_trainable[name] and name.split(".", 1)[0] not in frozen)
 
 
 # ------------------------------------------------------------------------------------------------ loop
-def build_policy_config(cfg: TrainConfig) -> PolicyConfig:
-    """The preset named by `cfg`, with its overrides applied."""
-    policy_cfg = get_preset(cfg.preset)
-    if cfg.policy_overrides:
-        policy_cfg = policy_cfg.override(parse_overrides(list(cfg.policy_overrides)))
-    return policy_cfg
+def _setup(
+    cfg: TrainConfig, policy_cfg: PolicyConfig, *, rank: int, device: str
+) -> tuple[TrainData, Policy, list[tuple[str, InstructionCheck]]]:
+    """The run's data, its freshly built (or `init_from`) policy, and the instruction checks to save
+    with each checkpoint (sub-directory, check)."""
+    data = load_data(cfg, policy_cfg)
+    if policy_cfg.language.kind == "vocab" and not policy_cfg.language.vocab:
+        # The no-pretraining baseline's vocabulary comes from the data (and is saved in config.json).
+        policy_cfg = policy_cfg.override({"language.vocab": build_vocab(data.reader.instructions)})
+    assert data.reader.stats is not None and data.reader.embodiment is not None
+    policy_cfg = fit_cameras(policy_cfg, data.reader.embodiment, cfg.policy_overrides)
+    # Saved with every checkpoint: what the policy refuses before moving (vla.models.instruction_check).
+    check = (
+        InstructionCheck.fit(list(data.reader.instructions))
+        if rank == 0 and policy_cfg.language.kind == "minilm"
+        else None
+    )
+    torch.manual_seed(cfg.seed)
+    if cfg.init_from:
+        policy = start_from(cfg.init_from, policy_cfg, embodiment=data.reader.embodiment, device=device)
+    else:
+        policy = build_policy(
+            policy_cfg,
+            embodiment=data.reader.embodiment,
+            stats=data.reader.stats,
+            features=data.reader.features,
+            device=device,
+        )
+    return data, policy, [("", check)] if check is not None else []
 
 
 def train(
@@ -266,28 +258,8 @@ def train(
     out = Path(cfg.out)
     policy_cfg = build_policy_config(cfg)
     check_grounding_config(cfg, policy_cfg)
-    data = _load_data(cfg, policy_cfg)
-    if policy_cfg.language.kind == "vocab" and not policy_cfg.language.vocab:
-        # The no-pretraining baseline's vocabulary comes from the data (and is saved in config.json).
-        policy_cfg = policy_cfg.override({"language.vocab": build_vocab(data.reader.instructions)})
-    assert data.reader.stats is not None and data.reader.embodiment is not None
-    # Saved with every checkpoint: what the policy refuses before moving (vla.models.instruction_check).
-    check = (
-        InstructionCheck.fit(list(data.reader.instructions))
-        if rank == 0 and policy_cfg.language.kind == "minilm"
-        else None
-    )
-    torch.manual_seed(cfg.seed)
-    if cfg.init_from:
-        policy = start_from(cfg.init_from, policy_cfg, embodiment=data.reader.embodiment, device=device)
-    else:
-        policy = build_policy(
-            policy_cfg,
-            embodiment=data.reader.embodiment,
-            stats=data.reader.stats,
-            features=data.reader.features,
-            device=device,
-        )
+    setup = setup_joint if cfg.joint_with else _setup
+    data, policy, checks = setup(cfg, policy_cfg, rank=rank, device=device)
     base_trainable = {n: p.requires_grad for n, p in policy.named_parameters()}
     optimizer = make_optimizer(policy, cfg)
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
@@ -395,7 +367,14 @@ def train(
             if rank == 0 and (done or (cfg.save_every and counters.step % cfg.save_every == 0)):
                 counters.elapsed_s = elapsed
                 _save(
-                    out, policy, ema, optimizer, counters, cfg, families=data.train.family_names, check=check
+                    out,
+                    policy,
+                    ema,
+                    optimizer,
+                    counters,
+                    cfg,
+                    families=data.train.family_names,
+                    checks=checks,
                 )
             if over_time or patience_out:
                 stop_reason = "time budget" if over_time else "early stopping"
@@ -406,7 +385,7 @@ def train(
             metrics_file.close()
         if writer:
             writer.close()
-        data.reader.close()
+        data.close()
         if distributed:
             dist.barrier()
     return {
@@ -423,14 +402,14 @@ def train(
 
 def _save(
     out: Path,
-    policy: Policy,
+    policy: Policy | JointPolicy,
     ema: EMA | None,
     optimizer: torch.optim.Optimizer,
     counters: Counters,
     cfg: TrainConfig,
     *,
     families: list[str],
-    check: InstructionCheck | None = None,
+    checks: Sequence[tuple[str, InstructionCheck]] = (),
 ) -> None:
     # `families` lets `vla eval` default to what the policy was trained on.
     metadata = {
@@ -446,8 +425,8 @@ def _save(
     _rmtree(tmp)
     with ema.applied(policy) if ema else _nothing():
         policy.save_pretrained(tmp, metadata=metadata)
-    if check is not None:
-        check.save(tmp)
+    for sub, check in checks:
+        check.save(tmp / sub)
     final = out / "checkpoint"
     if final.exists():
         old = out / "checkpoint.old"

@@ -133,6 +133,26 @@ class Batch:
         )
 
 
+@dataclass
+class JointBatch:
+    """A training batch of several robots' windows (a joint policy's, `vla.models.joint`):
+    embodiment name -> that robot's `Batch`."""
+
+    parts: dict[str, Batch]
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.parts.values())
+
+    @property
+    def family(self) -> list[str]:
+        """Every window's family, robot by robot in `parts` order."""
+        return [f for b in self.parts.values() for f in b.family]
+
+    def to(self, device: Any) -> JointBatch:
+        """Returns the batch with every part's tensors moved to `device`."""
+        return JointBatch({k: b.to(device) for k, b in self.parts.items()})
+
+
 @dataclass(frozen=True)
 class FeatureStats:
     """Per-dimension normalization statistics of one feature (state or action), in robot units.

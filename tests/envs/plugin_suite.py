@@ -70,7 +70,10 @@ class ReachEnv:
             raise ValueError(f"action must be [4], got {a.shape}")
         self.pos = self.pos + np.clip(a[:3], -0.05, 0.05)
         success = bool(np.linalg.norm(self.pos - self.goal) < 0.02)
-        return self._obs(), float(success), success, False, {"success": success, "family": "reach"}
+        # Leaving the reachable box ends the episode as a failure with a reason (`info["failure"]`).
+        lost = bool(np.abs(self.pos).max() > 0.3)
+        info = {"success": success, "family": "reach", "failure": "left_box" if lost else ""}
+        return self._obs(), float(success), success or lost, False, info
 
     def close(self) -> None:
         pass

@@ -94,3 +94,31 @@ def test_plugin_suite_evaluates_in_worker_processes(tmp_path: Path) -> None:
     results = run_episodes(jobs, workers=2)
     assert [r.success for r in results] == [True, True]
     assert results[0].meta["goal_spot"][3] == 0.02  # the declared episode feature reaches the result
+
+
+def test_an_env_failure_reason_reaches_the_results() -> None:
+    """An env that ends an episode as a failure names the reason (`info["failure"]`); the episode
+    result carries it and the evaluator counts it by reason."""
+    from vla.config import EvalConfig
+    from vla.evaluate import summarize
+    from vla.rollout import make_jobs
+    from vla.rollout.loop import run_episode
+
+    class Away:  # drives straight out of the box
+        def reset(self) -> None:
+            pass
+
+        def act(self, obs: dict) -> np.ndarray:
+            return np.array([0.05, 0.0, 0.0, 0.0], dtype=np.float32)
+
+    suite = plugin_suite.ReachSuite()
+    (job,) = make_jobs(plugin_suite.NAME, ["reach"], episodes_per_family=1, image_size=(16, 16))
+    env = suite.make("reach")
+    lost = run_episode(env, Away(), job)
+    reached = run_episode(env, suite.expert(env), job)
+    assert (lost.failure, lost.success, lost.steps) == ("left_box", False, 7)
+    assert (reached.failure, reached.success) == ("", True)
+    out = summarize([lost, reached], cfg=EvalConfig(checkpoint="x", suite=plugin_suite.NAME), wall_s=1.0)
+    assert out["failures_by_reason"] == {"left_box": 1}
+    assert out["per_family"]["reach"]["failures_by_reason"] == {"left_box": 1}
+    assert out["rollouts"][0]["failure"] == "left_box" and "failure" not in out["rollouts"][1]

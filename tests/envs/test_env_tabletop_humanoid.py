@@ -102,6 +102,7 @@ def test_a_fall_ends_the_episode_as_failure(envs) -> None:
         if terminated:
             break
     assert terminated and info["fallen"] and not info["success"] and reward == 0.0
+    assert info["failure"] == "fall"  # the reason `vla eval` counts (`failures_by_reason`)
 
 
 def test_no_success_while_losing_balance(envs, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,3 +185,33 @@ def test_language_templates_and_paraphrases() -> None:
         language.parse("stack the red block on the blue block")
     spec = tasks.sample_episode("touch", "paraphrase", np.random.default_rng(1))
     assert any(language.fill(t, spec.slots) == spec.instruction for t in language.HELD_OUT_TEMPLATES["touch"])
+
+
+def test_eval_drives_the_robot_a_checkpoint_was_trained_for(envs, tmp_path) -> None:
+    """`vla eval` on a G1 checkpoint builds the suite's humanoid envs without a --robot flag, and
+    the sub-goal head of the default preset has both palms to aim at."""
+    from vla.config import EvalConfig
+    from vla.evaluate import check_compatible
+    from vla.models import build_policy
+    from vla.presets import get_preset
+    from vla.types import DatasetStats, FeatureStats
+
+    emb = envs("touch").embodiment
+    rng = np.random.default_rng(0)
+
+    def stats(dim: int) -> FeatureStats:
+        x = rng.normal(size=(64, dim))
+        q = np.quantile(x, [0.01, 0.99], axis=0)
+        return FeatureStats(x.mean(0), x.std(0), x.min(0), x.max(0), q[0], q[1], 64)
+
+    cfg = get_preset("default").override(
+        {"cameras": list(emb.cameras), "vision.channels": [8, 8], "vision.strides": [2, 2], "fusion.dim": 32}
+    )
+    policy = build_policy(cfg, embodiment=emb, stats=DatasetStats(state=stats(emb.state_dim), action=stats(22)))
+    assert policy.goal is not None and policy.goal.mean.numel() == 6  # left and right palm
+    policy.save_pretrained(tmp_path / "g1")
+    suite = get_suite("tabletop")
+    assert suite.env_options_for(emb.name) == (("robot", "humanoid"),)
+    assert suite.env_options_for(suite.embodiment().name) == ()
+    _, families, options = check_compatible(EvalConfig(checkpoint=str(tmp_path / "g1"), suite="tabletop"))
+    assert (tuple(families), options) == (SUITE_FAMILIES, (("robot", "humanoid"),))

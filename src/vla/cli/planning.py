@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from vla.checkpoint_layout import not_a_checkpoint
+
 Opt = typer.Option
 
 
@@ -53,7 +55,7 @@ def _checkpoint(checkpoint: Path | None, executor: str) -> str:
             "the policy executor needs --checkpoint DIR (or run the scripted expert: --executor expert)"
         )
     if not (checkpoint / "config.json").is_file():
-        raise typer.BadParameter(f"{checkpoint} is not a checkpoint directory (no config.json)")
+        raise typer.BadParameter(not_a_checkpoint(checkpoint))
     return str(checkpoint)
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from vla.checkpoint_layout import not_a_checkpoint
+
 Opt = typer.Option
 ros2_app = typer.Typer(help="Run policies on the ROS 2 graph (no ROS install needed).", no_args_is_help=True)
 logger = logging.getLogger("vla.cli.ros2")
@@ -168,7 +170,7 @@ def node(
             execute_steps=execute_steps,
         )
         if not (checkpoint / "config.json").is_file():
-            raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
+            raise FileNotFoundError(not_a_checkpoint(checkpoint))
         policy = Policy.from_pretrained(checkpoint)
         from vla.models.grounding_check import GroundingCheck
 
@@ -351,7 +353,7 @@ def topics(
     try:
         cfg = _node_config(node_name=node_name, namespace=namespace, remaps=tuple(remap or ()))
         if not (checkpoint / "config.json").is_file():
-            raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
+            raise FileNotFoundError(not_a_checkpoint(checkpoint))
         meta = read_metadata(checkpoint)
         if "embodiment" not in meta:
             raise ValueError(f"{checkpoint}: metadata.json has no 'embodiment'")

@@ -255,7 +255,9 @@ def latency(
     if checkpoint is None:
         typer.echo("no --checkpoint: timing an UNTRAINED default-preset policy built in a temp dir")
     elif not (checkpoint / "config.json").is_file():
-        raise typer.BadParameter(f"'{checkpoint}' is not a checkpoint directory", param_hint="--checkpoint")
+        from vla.checkpoint_layout import not_a_checkpoint
+
+        raise typer.BadParameter(not_a_checkpoint(checkpoint), param_hint="--checkpoint")
     rows, summary = run_latency(checkpoint, cfg)
     typer.echo(format_table(rows))
     typer.echo(json.dumps(summary, sort_keys=True))

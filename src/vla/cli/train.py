@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from vla.checkpoint_layout import not_a_checkpoint
+
 Opt = typer.Option
 
 
@@ -38,6 +40,14 @@ def train_cmd(
     set_: Annotated[
         list[str] | None, Opt("--set", "-s", help="any TrainConfig field key=value (repeatable)")
     ] = None,
+    joint_with: Annotated[
+        list[Path] | None,
+        Opt(
+            "--joint-with",
+            help="another robot's dataset to train one joint policy with (shared trunk, per-robot heads; "
+            "repeatable); the checkpoint holds one sub-directory per robot",
+        ),
+    ] = None,
     resume: Annotated[bool, Opt(help="continue the run in --out bit-for-bit")] = False,
     device: Annotated[
         str, Opt(help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun cuda:$LOCAL_RANK")
@@ -55,6 +65,9 @@ def train_cmd(
             raise FileNotFoundError(
                 f"dataset {dataset} does not exist (collect one with `vla collect tabletop`)"
             )
+        for other in joint_with or []:
+            if not other.is_file():
+                raise FileNotFoundError(f"--joint-with dataset {other} does not exist")
         sets = list(set_ or [])
         for key, value in (
             ("steps", steps),
@@ -74,6 +87,7 @@ def train_cmd(
             out=str(out) if out else cfg.out,
             preset=preset or cfg.preset,
             policy_overrides=(*cfg.policy_overrides, *(policy or ())),
+            joint_with=tuple(str(p) for p in joint_with) if joint_with else cfg.joint_with,
         )
         cfg = apply_overrides(cfg, sets)
         # Bad preset names, overrides or a missing grounding file fail here, before any data is read.
@@ -181,7 +195,7 @@ def eval_cmd(
         if checkpoint is None:
             raise FileNotFoundError("vla eval needs --checkpoint DIR (a checkpoint directory)")
         if not (checkpoint / "config.json").is_file():
-            raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json)")
+            raise FileNotFoundError(not_a_checkpoint(checkpoint))
         named = [f for f in (families or "").split(",") if f]
         chosen = (
             resolve_families(get_suite(suite), families=named, benchmark=benchmark) if benchmark else named

@@ -4,7 +4,10 @@ A demonstration's gripper command splits it into phases (reach, grasp, carry, re
 step t is the end-effector position at the first step after t where the gripper command flips (the
 grasp or release pose), or at the episode's last step when it never flips again (a touch, the end of a
 push). It is read from the recorded states and actions alone, so it exists for any dataset whose
-embodiment declares an `ee_pos` state field and a `gripper` action group, imported ones included.
+embodiment has end effectors (`Embodiment.effector_layout`: an `ee_pos` state field and a `gripper`
+action group, or declared `effectors` such as a humanoid's two palms and hand closures), imported
+ones included. With several effectors the sub-goal is each one's position at its own next closure
+flip, concatenated in declared order (a hand that never closes contributes its final position).
 
 Why: predicting the sub-goal from the images is an auxiliary target (`PolicyConfig.goal_loss`) that
 teaches the vision encoder *where* the instructed object is, the part behaviour cloning on a few
@@ -24,13 +27,16 @@ __all__ = ["SUBGOAL", "dataset_subgoals", "subgoal_layout"]
 GRIPPER_THRESHOLD = 0.5  # a gripper command in [0, 1]: above means closed
 
 
-def subgoal_layout(embodiment: Embodiment | None, action_dim: int) -> tuple[slice, slice] | None:
-    """(ee_pos state slice, gripper action slice) for actions of `action_dim` dims, or None if lacking."""
+def subgoal_layout(embodiment: Embodiment | None, action_dim: int) -> list[tuple[slice, int]] | None:
+    """(position slice of the state, closure dimension of the action) per end effector, for actions
+    of `action_dim` dims, or None when the robot has no end effector in that action space."""
     if embodiment is None:
         return None
+    if embodiment.action_spaces[0].dim == action_dim:
+        return embodiment.effector_layout() or None
     spaces = [s for s in embodiment.action_spaces if s.dim == action_dim]
     try:
-        return embodiment.state_slice("ee_pos"), spaces[0].slice("gripper")
+        return [(embodiment.state_slice("ee_pos"), spaces[0].slice("gripper").start)]
     except (KeyError, IndexError):
         return None
 
@@ -64,8 +70,10 @@ def dataset_subgoals(
     layout = subgoal_layout(embodiment, actions.shape[1])
     if layout is None:
         return None
-    ee, grip = layout
-    out = np.empty((state.shape[0], ee.stop - ee.start), dtype=np.float32)
-    for a, b in zip(ep_start, ep_end, strict=True):
-        out[a:b] = episode_subgoals(state[a:b], actions[a:b], ee=ee, gripper=grip)
-    return out
+    parts = []
+    for ee, grip in layout:
+        out = np.empty((state.shape[0], ee.stop - ee.start), dtype=np.float32)
+        for a, b in zip(ep_start, ep_end, strict=True):
+            out[a:b] = episode_subgoals(state[a:b], actions[a:b], ee=ee, gripper=slice(grip, grip + 1))
+        parts.append(out)
+    return np.concatenate(parts, axis=1)

@@ -8,7 +8,9 @@ Observation dict of every env (single step, no batch axis):
     obs["images"]: dict camera name -> uint8 [Hi, Wi, 3]
     obs["state"]: float32 [S], laid out by `env.embodiment.state_fields`
     obs["instruction"]: str
-Info dict: info["success"] (bool) always; info["family"] (task family name) when the suite has families.
+Info dict: info["success"] (bool) always; info["family"] (task family name) when the suite has families;
+info["failure"] (str), when an env ends an episode as a failure for a reason of its own (e.g. "fall"),
+which the evaluator counts by reason.
 
 Declared extras (`vla.features`): a suite lists the features its envs provide in `features`; an env
 writes each episode feature into `env.episode_meta[name]` (and the reset `info[name]`, with
@@ -131,6 +133,13 @@ def option_families(suite: Any, env_options: tuple[tuple[str, Any], ...] = ()) -
     if env_options and callable(fn):
         return tuple(fn(**dict(env_options)))
     return tuple(suite.families)
+
+
+def embodiment_options(suite: Any, embodiment_name: str) -> tuple[tuple[str, Any], ...]:
+    """The `make` options of `suite` whose envs the named embodiment drives: the suite's optional
+    `env_options_for(name)` (e.g. tabletop's robot per embodiment), else none (one robot)."""
+    fn = getattr(suite, "env_options_for", None)
+    return tuple(fn(embodiment_name)) if callable(fn) else ()
 
 
 def resolve_families(

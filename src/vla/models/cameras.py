@@ -150,12 +150,15 @@ class VisionEncoder(nn.Module):
         self.image_size = cfg.image_size
         self.shift = cfg.vision.random_shift
         self.shared = cfg.vision.share_cameras
+        # Each camera's slot in the camera embedding and FiLM one-hot (`VisionConfig.camera_slots`).
+        slots = cfg.vision.camera_slots or cfg.cameras
+        self.slots = [slots.index(c) for c in cfg.cameras]
         n_enc = 1 if self.shared else len(cfg.cameras)
-        film_dim = cond_dim + len(cfg.cameras) if self.shared else cond_dim
+        film_dim = cond_dim + len(slots) if self.shared else cond_dim
         self.encoders = nn.ModuleList(
             [CameraEncoder(cfg, cond_dim=film_dim, dim=dim, hf_config=hf_config) for _ in range(n_enc)]
         )
-        self.cam_embed = nn.Parameter(torch.randn(len(cfg.cameras), 1, dim) * 0.02)
+        self.cam_embed = nn.Parameter(torch.randn(len(slots), 1, dim) * 0.02)
         self.time_embed = nn.Parameter(torch.randn(cfg.obs_horizon, 1, dim) * 0.02)
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
@@ -186,7 +189,8 @@ class VisionEncoder(nn.Module):
         if self.shared:
             # One backbone pass over every camera (much cheaper than V small passes on a CPU); FiLM gets
             # the camera's one-hot beside the instruction so the shared convolutions can still specialize.
-            onehot = torch.eye(V, device=c.device).repeat_interleave(B * T, dim=0)  # (V*B*T, V)
+            eye = torch.eye(self.cam_embed.shape[0], device=c.device)[self.slots]  # (V, slots)
+            onehot = eye.repeat_interleave(B * T, dim=0)  # (V*B*T, slots)
             tok, m, f = self.first(torch.cat(xs), torch.cat([c.repeat(V, 1), onehot], dim=1))  # (V*B*T, n, D)
             outs = list(
                 zip(
@@ -202,7 +206,7 @@ class VisionEncoder(nn.Module):
         offset = 0
         for v, (tok, m, f) in enumerate(outs):
             n = tok.shape[1]
-            tok = tok.reshape(B, T, n, -1) + self.time_embed[None, :T] + self.cam_embed[v]  # (B, T, n, D)
+            tok = tok.reshape(B, T, n, -1) + self.time_embed[None, :T] + self.cam_embed[self.slots[v]]
             all_tokens.append(tok.reshape(B, T * n, -1))
             maps.append(None if m is None else m.reshape(B, T, n, -1)[:, -1])
             spans.append((offset + (T - 1) * n, offset + T * n))

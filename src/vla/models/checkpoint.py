@@ -65,17 +65,24 @@ def save_policy(policy: Policy, directory: str | Path, *, metadata: dict[str, An
     return out
 
 
-def load_policy(directory: str | Path, *, device: str | torch.device = "cpu") -> Policy:
-    """Loads a checkpoint directory written by `save_policy`.
+def load_policy(
+    directory: str | Path, *, device: str | torch.device = "cpu", embodiment: str | None = None
+) -> Policy:
+    """Loads a checkpoint directory written by `save_policy`, or robot `embodiment`'s part of a joint
+    checkpoint (`vla.models.joint`, `vla.checkpoint_layout`).
 
     Raises:
         FileNotFoundError: the directory does not exist.
         ValueError: missing stats.json / config.json / metadata.json, only pickled weights, an invalid
-            config, or weights that do not match the config.
+            config, or weights that do not match the config; a joint checkpoint without `embodiment`
+            or without a head for it; an ordinary checkpoint of another robot than `embodiment`.
     """
+    from vla.checkpoint_layout import member_directory
+
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"checkpoint directory '{d}' does not exist")
+    d = member_directory(d, embodiment)
     weights = d / "model.safetensors"
     if not weights.is_file():
         pickles = sorted(p.name for p in d.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -98,10 +105,12 @@ def load_policy(directory: str | Path, *, device: str | torch.device = "cpu") ->
     meta = _read_json(d / "metadata.json")
     if "embodiment" not in meta:
         raise ValueError(f"checkpoint '{d}': metadata.json has no 'embodiment'")
-    embodiment = Embodiment.from_dict(meta["embodiment"])
+    robot = Embodiment.from_dict(meta["embodiment"])
+    if embodiment is not None and robot.name != embodiment:
+        raise ValueError(f"checkpoint '{d}' drives embodiment '{robot.name}', not '{embodiment}'")
     policy = Policy(
         cfg,
-        embodiment=embodiment,
+        embodiment=robot,
         stats=stats,
         device="cpu",
         vision_backbone_config=meta.get("vision_backbone_config"),

@@ -46,6 +46,10 @@ class VisionConfig:
         patch_size, vit_dim, vit_depth, vit_heads: ViT shape ("vit").
         pretrained_path: local directory of a `transformers` vision model ("hf").
         share_cameras: one encoder for every camera (plus a learned camera embedding) instead of one each.
+        camera_slots: the camera names the camera embedding and the shared encoder's FiLM one-hot
+            are sized for, when they are more than `cameras`: one trunk of a joint checkpoint serves
+            robots with different cameras (`vla.models.joint`), each reading its own slots. Empty:
+            `cameras`.
         random_shift: training-time random shift augmentation in pixels (DrQ / Diffusion Policy); 0 = off.
     """
 
@@ -62,6 +66,7 @@ class VisionConfig:
     vit_heads: int = 4
     pretrained_path: str = ""
     share_cameras: bool = False
+    camera_slots: tuple[str, ...] = ()
     random_shift: int = 4
 
     def __post_init__(self) -> None:
@@ -330,6 +335,11 @@ class PolicyConfig:
         _check(
             self.fusion.vision == "all" or self.fusion.kind == "concat",
             f"fusion.vision='{self.fusion.vision}' needs fusion.kind='concat', got '{self.fusion.kind}'",
+        )
+        slots = self.vision.camera_slots
+        _check(
+            not slots or (len(set(slots)) == len(slots) and all(c in slots for c in self.cameras)),
+            f"vision.camera_slots {list(slots)} must be unique and hold every camera {list(self.cameras)}",
         )
         if self.vision.kind == "vit":
             _check(

@@ -126,12 +126,14 @@ class Policy(nn.Module):
         self.head = build_head(
             config, action_dim=self.action_dim, gripper_dims=tuple(range(grip.start, grip.stop))
         )
-        # The sub-goal head exists only when asked for and the state has an end-effector position.
+        # The sub-goal head exists only when asked for and the robot has end effectors (each one's
+        # position at its next closure flip, `vla.data.subgoals`).
         self.goal: GoalHead | None = None
-        if config.goal_loss > 0 and has_ee:
-            ee = embodiment.state_slice("ee_pos")
+        effectors = embodiment.effector_layout()
+        if config.goal_loss > 0 and effectors:
+            idx = [i for sl, _ in effectors for i in range(sl.start, sl.stop)]
             self.goal = GoalHead(
-                n_vis, D, mean=self.normalizer.state_mean[ee], std=self.normalizer.state_std[ee]
+                n_vis, D, mean=self.normalizer.state_mean[idx], std=self.normalizer.state_std[idx]
             )
         self.device = torch.device(device)
         self.to(self.device)
@@ -420,11 +422,14 @@ class Policy(nn.Module):
         return save_policy(self, directory, metadata=metadata)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> Policy:
-        """Loads a checkpoint directory; refuses one without stats.json or with only pickled weights."""
+    def from_pretrained(
+        cls, directory: str | Path, *, device: str | torch.device = "cpu", embodiment: str | None = None
+    ) -> Policy:
+        """Loads a checkpoint directory; refuses one without stats.json or with only pickled weights.
+        For a joint checkpoint (`vla.models.joint`) `embodiment` names the robot whose head to load."""
         from vla.models.checkpoint import load_policy
 
-        return load_policy(directory, device=device)
+        return load_policy(directory, device=device, embodiment=embodiment)
 
 
 def build_policy(

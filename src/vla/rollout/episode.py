@@ -101,6 +101,8 @@ class EpisodeResult:
         interventions_by_reason: safety-filter interventions per reason (empty without a filter).
         physical_by_reason: the interventions that changed what the robot did, per reason.
         extras: diagnostics from the actor's episode hook.
+        failure: the env's reason for ending the episode as a failure (its last `info["failure"]`,
+            e.g. "fall"), or "" when it gave none.
         frames: with `job.record_frames`, uint8 [N+1, Hi, V*Wi, 3]: all cameras side by side per
             observation (cameras in sorted name order).
         first_obs: with `job.record_frames`, the first observation {"images", "state", "instruction"}.
@@ -123,6 +125,7 @@ class EpisodeResult:
     interventions_by_reason: dict[str, int] = field(default_factory=dict)
     physical_by_reason: dict[str, int] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    failure: str = ""
     frames: np.ndarray | None = field(default=None, repr=False)
     first_obs: dict[str, Any] | None = field(default=None, repr=False)
     steps_data: dict[str, Any] | None = field(default=None, repr=False)

@@ -164,7 +164,7 @@ def run_episode(
     mix = np.random.default_rng([int(job.seed), _MIX_STREAM])
     ee = _ee_slice(env)
     path = [] if ee is None else [obs["state"][ee]]
-    success, steps = False, 0
+    success, steps, failure = False, 0, ""
     stats: ActorStats | None = None
     try:
         actor.reset()
@@ -187,6 +187,7 @@ def run_episode(
                 path.append(obs["state"][ee])
             steps += 1
             success = bool(info["success"])
+            failure = str(info.get("failure") or "")
             if terminated or truncated:
                 break
     finally:
@@ -208,6 +209,7 @@ def run_episode(
         interventions_by_reason=dict(stats.interventions_by_reason),
         physical_by_reason=dict(stats.physical_by_reason),
         extras=dict(stats.extras),
+        failure=failure,
         frames=rec.frames_with(seen),
         first_obs=rec.first,
         steps_data=rec.steps_data(),

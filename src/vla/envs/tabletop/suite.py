@@ -40,6 +40,8 @@ def _make_humanoid(
 
 # Robots other than the default: name -> env maker (family, split, image_size, action_mode, randomize).
 _OTHER_ROBOTS = {"humanoid": _make_humanoid}
+# The embodiment each robot's envs declare (its `name`), so a checkpoint finds its robot's envs.
+_ROBOT_OF_EMBODIMENT = {"panda_tabletop": DEFAULT_ROBOT, "unitree_g1_tabletop": "humanoid"}
 
 
 class TabletopSuite:
@@ -108,6 +110,13 @@ class TabletopSuite:
     def families_for(self, *, robot: str = DEFAULT_ROBOT) -> tuple[str, ...]:
         """The families `make(..., robot=robot)` builds."""
         return lookup(self.robots, robot, kind="tabletop robot")
+
+    def env_options_for(self, embodiment_name: str) -> tuple[tuple[str, Any], ...]:
+        """The `make` options whose envs the named embodiment drives: () for the Panda's,
+        (("robot", "humanoid"),) for the G1's. Another name gets () and the caller's compatibility
+        check names the mismatch."""
+        robot = _ROBOT_OF_EMBODIMENT.get(embodiment_name, DEFAULT_ROBOT)
+        return () if robot == DEFAULT_ROBOT else (("robot", robot),)
 
     def expert(self, env: Any) -> Any:
         """Returns the scripted expert for `env` (call `expert.reset()` after each `env.reset`)."""

@@ -16,7 +16,7 @@ import mujoco
 
 from vla.robots.g1 import balance, layout
 from vla.robots.g1.wbc import WBCConfig
-from vla.spaces import ActionGroup, ActionSpace, Embodiment, StateField, StateGuard
+from vla.spaces import ActionGroup, ActionSpace, Effector, Embodiment, StateField, StateGuard
 
 NAME = "unitree_g1_tabletop"
 # One action per 0.1 s, like the Panda suite: policies and datasets share one rate, and 10 Hz leaves
@@ -96,6 +96,9 @@ STATE_FIELDS = (
     StateField("balance_margin", 1, "m (CoM to support polygon edge, > 0 inside; -1 with no foot down)"),
 )
 
+# The two palms and their closures, in the order of the `hands` group (sub-goal targets per hand).
+EFFECTORS = (Effector("left_hand_pos", "hands", 0), Effector("right_hand_pos", "hands", 1))
+
 # Balance margin (m, CoM ground point to the support polygon's edge) under which the safety filter
 # holds the arms and the base. The controller keeps its CoM target 3 cm inside (`WBCConfig.com_margin`)
 # and scripted episodes came down to 2.9 cm, a 20 N push to 6 cm; the 400 N push that tips the robot
@@ -168,4 +171,5 @@ def make_embodiment(
         # the workspace box, as a robot driver would.
         driver_clips=("action_bounds", "workspace"),
         state_guards=STATE_GUARDS,
+        effectors=EFFECTORS,
     )

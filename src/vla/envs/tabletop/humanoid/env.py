@@ -181,6 +181,7 @@ class HumanoidTabletopEnv(gym.Env):
         info = {
             "success": success,
             "fallen": fallen,
+            "failure": "fall" if fallen else "",
             "balance_margin": bal.margin,
             "family": self.family,
             "step": self._steps,
