@@ -207,7 +207,9 @@ def test_eval_drives_the_robot_a_checkpoint_was_trained_for(envs, tmp_path) -> N
     cfg = get_preset("default").override(
         {"cameras": list(emb.cameras), "vision.channels": [8, 8], "vision.strides": [2, 2], "fusion.dim": 32}
     )
-    policy = build_policy(cfg, embodiment=emb, stats=DatasetStats(state=stats(emb.state_dim), action=stats(22)))
+    policy = build_policy(
+        cfg, embodiment=emb, stats=DatasetStats(state=stats(emb.state_dim), action=stats(22))
+    )
     assert policy.goal is not None and policy.goal.mean.numel() == 6  # left and right palm
     policy.save_pretrained(tmp_path / "g1")
     suite = get_suite("tabletop")
