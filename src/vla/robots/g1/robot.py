@@ -7,7 +7,8 @@ step's to the new ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 
 import mujoco
 import numpy as np
@@ -21,6 +22,19 @@ from vla.spaces import Embodiment
 # Seeded reset noise on the arm joints, rad (std): enough to vary episodes, small enough that the
 # palms start near the working posture's (offset median 1.1 cm, max 2.9 cm over 50 seeds, measured).
 ARM_RESET_NOISE = 0.02
+
+
+@functools.lru_cache(maxsize=4)
+def plan_model(scene: G1SceneConfig) -> mujoco.MjModel:
+    """The bare G1 the whole-body controller plans on when a suite adds bodies to the scene.
+
+    The plan is kinematic and needs the robot only. Planning on the scene model put every free
+    object's 6 dofs into each IK solve (the tabletop pick_up pool: nv 139 instead of 49), and the
+    QP objective of mink's posture task costs nv^3; the robot's part of the problem does not
+    depend on them (objects enter no robot task and only the posture task holds them still).
+    Cached per process: one compile for every env of a worker.
+    """
+    return build_model(replace(scene, table=False))
 
 
 @dataclass(frozen=True)
@@ -60,9 +74,13 @@ class G1Robot:
         self._low, self._high = self.space.low.astype(np.float64), self.space.high.astype(np.float64)
         key = self.model.key(STAND_KEY).id
         self.posture = layout.posture_qpos(self.model, self.model.key_qpos[key], layout.READY_POSTURE)
+        plan = self.model if model is None else plan_model(self.cfg.scene)
+        _check_robot_prefix(plan, self.model)
+        # The robot's joints come first in a suite's scene: the plan's qpos is the scene's prefix.
+        self._plan_nq = plan.nq
         self.controller = WholeBodyController(
-            self.model,
-            self.posture,
+            plan,
+            self.posture[: plan.nq],
             workspace_low=emb.WORKSPACE_LOW,
             workspace_high=emb.WORKSPACE_HIGH,
             cfg=self.cfg.wbc,
@@ -90,7 +108,7 @@ class G1Robot:
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:] = qpos
         mujoco.mj_forward(self.model, self.data)
-        self.controller.reset(qpos)
+        self.controller.reset(qpos[: self._plan_nq])
         self._joint_targets = qpos[self.controller.actuated_qpos].copy()
         self.data.ctrl[:] = self.controller.actuator_targets(self._joint_targets)
         return self.state()
@@ -212,3 +230,14 @@ class G1Robot:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+def _check_robot_prefix(plan: mujoco.MjModel, scene: mujoco.MjModel) -> None:
+    """Refuses a scene whose first joints are not the plan model's (its qpos must be a prefix)."""
+    names = [plan.joint(j).name for j in range(plan.njnt)]
+    first = [scene.joint(j).name for j in range(min(plan.njnt, scene.njnt))]
+    if names != first or plan.nu != scene.nu:
+        raise ValueError(
+            "the scene must start with the G1's joints and add no actuators (suite bodies come after "
+            f"the robot); its first joints are {first[:3]}..., actuators {scene.nu} (robot: {plan.nu})"
+        )
