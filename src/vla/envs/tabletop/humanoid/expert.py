@@ -76,13 +76,18 @@ class Phase:
 class HumanoidExpert:
     """Scripted demonstrator for a `HumanoidTabletopEnv` (any family and split)."""
 
-    def __init__(self, env: HumanoidTabletopEnv, *, noise: float = 0.002) -> None:
+    def __init__(self, env: HumanoidTabletopEnv, *, noise: float = 0.002, dart_noise: float = 0.006) -> None:
         if not isinstance(env, HumanoidTabletopEnv):
             raise TypeError(f"HumanoidExpert needs a HumanoidTabletopEnv, got {type(env).__name__}")
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
+        if noise < 0 or dart_noise < 0:
+            raise ValueError(f"noise and dart_noise must be >= 0, got {noise}, {dart_noise}")
         self.env = env
         self.noise = noise
+        # DART (Laskey et al., 2017), as the Panda expert: the executed palm move is perturbed by
+        # `dart_noise` (m, std) while `label` keeps the clean intent, so the demonstrations show how
+        # to come back from the drift a learned policy makes. Free-space moves only (> 3 cm from the
+        # waypoint, nothing held): near a grasp precision matters, and a jolt can shake a load loose.
+        self.dart_noise = dart_noise
         self.label: np.ndarray | None = None
         self._episode = -1
         self._phases: list[Phase] = []
@@ -132,6 +137,7 @@ class HumanoidExpert:
         targets = ph.targets() if self._phase < len(self._phases) else {}
         self._phase_steps += 1
         action = np.zeros(self._dim)
+        jolts = np.zeros(self._dim)
         for hand, target in targets.items():
             delta = target - palms[hand]
             norm = float(np.linalg.norm(delta))
@@ -139,9 +145,17 @@ class HumanoidExpert:
                 delta *= ph.max_step / norm
             delta += self._rng.normal(0.0, self.noise, 3) * (norm > 0.01)
             action[self._arm[hand].start : self._arm[hand].start + 3] = np.clip(delta, -MAX_DPOS, MAX_DPOS)
+            free = norm > 0.03 and not ph.holding
+            jolts[self._arm[hand].start : self._arm[hand].start + 3] = (
+                self._rng.normal(0.0, self.dart_noise, 3) * free
+            )
         action[self._hands] = self._closure(ph.closure)
         self.label = action.astype(np.float32)
-        return self.label.copy()
+        executed = action + jolts
+        for hand in targets:
+            arm = slice(self._arm[hand].start, self._arm[hand].start + 3)
+            executed[arm] = np.clip(executed[arm], -MAX_DPOS, MAX_DPOS)
+        return executed.astype(np.float32)
 
     # ------------------------------------------------------------------ scripts
     def _closure(self, closure: float) -> np.ndarray:
