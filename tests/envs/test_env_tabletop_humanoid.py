@@ -226,3 +226,19 @@ def test_eval_drives_the_robot_a_checkpoint_was_trained_for(envs, tmp_path) -> N
     assert suite.env_options_for(suite.embodiment().name) == ()
     _, families, options = check_compatible(EvalConfig(checkpoint=str(tmp_path / "g1"), suite="tabletop"))
     assert (tuple(families), options) == (SUITE_FAMILIES, (("robot", "humanoid"),))
+
+
+def test_expert_records_its_clean_intent_while_dart_jolts_the_palm(envs) -> None:
+    """DART: free-space moves are executed with noise, the label stays the clean move."""
+    env = envs("touch")
+    obs, _ = env.reset(seed=3)
+    noisy, clean = HumanoidExpert(env), HumanoidExpert(env, dart_noise=0.0)
+    noisy.reset()
+    clean.reset()
+    executed, plain = noisy.act(obs), clean.act(obs)
+    assert noisy.label is not None and not np.allclose(executed, noisy.label)  # far from the object
+    # Both draw the same random stream: the same intent; without DART the action is the label.
+    np.testing.assert_allclose(noisy.label, plain)
+    assert clean.label is not None and np.array_equal(plain, clean.label)
+    with pytest.raises(ValueError, match="dart_noise"):
+        HumanoidExpert(env, dart_noise=-1.0)
