@@ -88,8 +88,8 @@ def key_name(key: tuple[str, str]) -> str:
 def build_scene(cfg: G1SceneConfig, *, boxes: bool) -> Scene:
     """Compiles the G1 scene `cfg` with the object pool (`pool_keys(boxes=boxes)`) added.
 
-    Only one pool per model: each free body adds 6 dofs to the controller's IK problem (15 objects
-    cost ~2.5 ms per control step, measured), so a family's model holds only what it can use.
+    Only one pool per model: each free body costs physics and rendering (the controller plans on
+    the bare robot, `vla.robots.g1.robot.plan_model`), so a family's model holds only what it can use.
     """
     spec = build_spec(cfg)
     keys = pool_keys(boxes=boxes)
