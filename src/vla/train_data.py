@@ -16,7 +16,7 @@ from vla.envs.base import suite_paraphraser
 from vla.models import PolicyConfig
 from vla.train_grounding import load_grounding
 
-__all__ = ["TrainData", "load_data"]
+__all__ = ["TrainData", "episode_windows", "load_data"]
 
 
 @dataclass
@@ -39,6 +39,25 @@ class TrainData:
             reader.close()
 
 
+def episode_windows(
+    reader: EpisodeDataset, cfg: TrainConfig, wcfg: WindowConfig
+) -> tuple[WindowDataset, WindowDataset | None]:
+    """Train and validation windows of `reader`'s episodes of the chosen families (`cfg.families`),
+    split per family (`cfg.val_fraction`, `cfg.seed`)."""
+    families = reader.families
+    chosen = [i for i, f in enumerate(families) if not cfg.families or f in cfg.families]
+    if not chosen:
+        raise ValueError(
+            f"{reader.path}: no episodes of families {list(cfg.families)}; has {sorted(set(families))}"
+        )
+    train_eps, val_eps = split_episodes(
+        [families[i] for i in chosen], val_fraction=cfg.val_fraction, seed=cfg.seed
+    )
+    train = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in train_eps])
+    val = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in val_eps]) if val_eps else None
+    return train, val
+
+
 def load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> TrainData:
     """The windows of `cfg.dataset` (its chosen families), split into train and validation episodes."""
     reader = EpisodeDataset(cfg.dataset)
@@ -48,18 +67,8 @@ def load_data(cfg: TrainConfig, policy_cfg: PolicyConfig) -> TrainData:
         )
     if reader.embodiment is None:
         raise ValueError(f"{cfg.dataset}: dataset has no embodiment description")
-    families = reader.families
-    chosen = [i for i, f in enumerate(families) if not cfg.families or f in cfg.families]
-    if not chosen:
-        raise ValueError(
-            f"{cfg.dataset}: no episodes of families {list(cfg.families)}; has {sorted(set(families))}"
-        )
-    train_eps, val_eps = split_episodes(
-        [families[i] for i in chosen], val_fraction=cfg.val_fraction, seed=cfg.seed
-    )
     wcfg = WindowConfig(obs_horizon=policy_cfg.obs_horizon, action_horizon=policy_cfg.action_horizon)
-    train = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in train_eps])
-    val = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in val_eps]) if val_eps else None
+    train, val = episode_windows(reader, cfg, wcfg)
     # Language augmentation is the suite's own (a suite without `paraphrase`, or imported data, has none).
     paraphrase = suite_paraphraser(reader.suite) if reader.suite else None
     weights = train.family_weights() if cfg.balance_families else None

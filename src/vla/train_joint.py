@@ -15,13 +15,13 @@ import torch
 from vla.config import TrainConfig
 from vla.data.joint_windows import JointWindows
 from vla.data.reader import EpisodeDataset
-from vla.data.sampler import WindowConfig, WindowDataset, split_episodes
+from vla.data.sampler import WindowConfig
 from vla.envs.base import suite_paraphraser
 from vla.models import PolicyConfig, build_policy, parse_overrides
 from vla.models.instruction_check import InstructionCheck
 from vla.models.joint import JointPolicy
 from vla.models.language import build_vocab
-from vla.train_data import TrainData
+from vla.train_data import TrainData, episode_windows
 from vla.train_policy import fit_cameras
 
 log = logging.getLogger("vla.train")
@@ -35,23 +35,6 @@ def _open(path: str) -> EpisodeDataset:
         reader.close()
         raise ValueError(f"{path}: dataset has no normalization statistics or no embodiment description")
     return reader
-
-
-def _windows(
-    reader: EpisodeDataset, cfg: TrainConfig, wcfg: WindowConfig
-) -> tuple[WindowDataset, WindowDataset | None]:
-    families = reader.families
-    chosen = [i for i, f in enumerate(families) if not cfg.families or f in cfg.families]
-    if not chosen:
-        raise ValueError(
-            f"{reader.path}: no episodes of families {list(cfg.families)}; has {sorted(set(families))}"
-        )
-    train_eps, val_eps = split_episodes(
-        [families[i] for i in chosen], val_fraction=cfg.val_fraction, seed=cfg.seed
-    )
-    train = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in train_eps])
-    val = WindowDataset(reader, config=wcfg, episodes=[chosen[i] for i in val_eps]) if val_eps else None
-    return train, val
 
 
 def _refuse(cfg: TrainConfig, policy_cfg: PolicyConfig) -> None:
@@ -96,7 +79,7 @@ def setup_joint(
         train_parts, val_parts, configs = {}, {}, {}
         for name, reader in zip(names, readers, strict=True):
             assert reader.embodiment is not None
-            train_parts[name], val = _windows(reader, cfg, wcfg)
+            train_parts[name], val = episode_windows(reader, cfg, wcfg)
             if val is not None:
                 val_parts[name] = val
             own = fit_cameras(policy_cfg, reader.embodiment, cfg.policy_overrides)

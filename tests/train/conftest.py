@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +99,23 @@ def tiny() -> tuple[str, ...]:
 def toy_dataset_factory():
     """`toy_dataset_factory(path, episodes=6, length=20, seed=0)` writes a toy dataset and returns its path."""
     return write_toy_dataset
+
+
+def kill_at_first_save(cmd: list[str], run: Path, env: dict[str, str]) -> tuple[int | None, int | None]:
+    """Starts the training command `cmd` (writing to `run`) and SIGKILLs it as soon as its first
+    training state is saved; returns (the saved step, the process's return code)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "train_state" / "state.json"
+    deadline = time.time() + 120
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists():
+            try:
+                killed_at = json.loads(state.read_text())["step"]
+            except (json.JSONDecodeError, FileNotFoundError):
+                continue
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    return killed_at, proc.returncode

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.train.conftest import IMAGE, write_toy_dataset
+from tests.train.conftest import IMAGE, kill_at_first_save, write_toy_dataset
 from vla.config import TrainConfig
 from vla.data.episode import Episode
 from vla.data.stats import compute_and_store
@@ -177,25 +176,9 @@ def test_joint_run_resumes_after_sigkill_at_the_same_weights(tmp_path: Path, tin
         _cli("train", *common, "--out", str(tmp_path / "full")), env=ENV, check=True, capture_output=True
     )
     run = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _cli("train", *common, "--out", str(run)),
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    state, killed_at = run / "train_state" / "state.json", None
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists():
-            try:
-                killed_at = json.loads(state.read_text())["step"]
-            except (json.JSONDecodeError, FileNotFoundError):
-                continue
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    proc.wait()
+    killed_at, returncode = kill_at_first_save(_cli("train", *common, "--out", str(run)), run, ENV)
     assert killed_at is not None and killed_at < 60, "the run must be killed mid-way"
+    assert returncode == -signal.SIGKILL
     subprocess.run(
         _cli("train", *common, "--out", str(run), "--resume"), env=ENV, check=True, capture_output=True
     )

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.train.conftest import kill_at_first_save
 from vla.config import Stage, TrainConfig, apply_overrides
 from vla.data.reader import EpisodeDataset
 from vla.data.sampler import WindowConfig, WindowDataset
@@ -143,27 +143,9 @@ def test_resume_after_sigkill_ends_at_the_same_weights(toy_dataset_factory, tiny
     )
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _cli("train", *common, "--out", str(run)),
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    state = run / "train_state" / "state.json"
-    deadline = time.time() + 120
-    killed_at = None
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists():
-            try:
-                killed_at = json.loads(state.read_text())["step"]
-            except (json.JSONDecodeError, FileNotFoundError):
-                continue
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    proc.wait()
+    killed_at, returncode = kill_at_first_save(_cli("train", *common, "--out", str(run)), run, ENV)
     assert killed_at is not None and killed_at < 150, "the run must be killed mid-way"
-    assert proc.returncode == -signal.SIGKILL
+    assert returncode == -signal.SIGKILL
     done = subprocess.run(
         _cli("train", *common, "--out", str(run), "--resume"), env=ENV, capture_output=True, text=True
     )
