@@ -228,7 +228,10 @@ class EvalConfig:
             on everything). Off measures the policy alone.
         detector_grounding: replace the instructed objects' positions in a grounding policy's held
             first-frame estimate by where the checkpoint's presence net sees them (the suite's
-            `refine_estimates`; docs/tabletop.md). Needs `vla models presence DIR` first.
+            `refine_estimates`; docs/tabletop.md). None (the default): on for a policy with a grounding
+            head whose checkpoint has a presence check (`vla models presence DIR`), in a suite that
+            can refine; true: on, an error when it cannot be; false: off. results.json records the
+            value used.
     """
 
     checkpoint: str
@@ -248,7 +251,7 @@ class EvalConfig:
     oracle_features: bool = False
     perturb: tuple[str, ...] = ()
     instruction_check: bool = True
-    detector_grounding: bool = False
+    detector_grounding: bool | None = None
 
     def __post_init__(self) -> None:
         from vla.rollout.perturb import Perturbation

@@ -12,6 +12,11 @@ Files in `out`:
   round_<r>/             round r's fine-tuning run (`vla train` layout); round_<r>/checkpoint is its policy
   dagger_config.json     the run's config; a re-run with a different one (other than `rounds`) is refused
   dagger_state.json      rounds finished and their figures (written atomically)
+  rollouts_<r>.jsonl     HG-DAgger only: one line per finished rollout of round r (what resuming skips)
+
+With `mode="hg"` it is HG-DAgger (Kelly et al., 2019) instead: no beta; the expert takes over only
+where the policy's action strays from its own (`vla.rollout.takeover`), and only those corrections are
+kept, each stretch of expert driving as one episode (`vla.dagger_hg`).
 
 Resumable after a crash or SIGKILL at any point: episodes are appended atomically one at a time and a
 resumed round collects only the seeds it lacks; an interrupted fine-tuning resumes from its
@@ -37,16 +42,27 @@ import numpy as np
 
 from vla.checkpoint_layout import not_a_checkpoint
 from vla.config import TrainConfig, from_dict, to_dict
+from vla.dagger_hg import collect_corrections
 from vla.data.collect import result_to_episode
 from vla.data.reader import EpisodeDataset
 from vla.data.stats import compute_and_store
 from vla.data.writer import DatasetWriter
-from vla.envs.base import Env, LabellingSuite, Suite, get_suite, suite_features
+from vla.envs.base import (
+    Env,
+    LabellingSuite,
+    Suite,
+    embodiment_options,
+    get_suite,
+    option_families,
+    suite_features,
+)
 from vla.rollout import EpisodeResult, iter_episodes, make_jobs
 from vla.rollout.policy_actor import PolicyActorFactory
+from vla.rollout.takeover import Takeover
 
 # Seeds of round r start at seed + r * ROUND_SEEDS: rounds never share an episode.
 ROUND_SEEDS = 10_000
+MODES = ("dagger", "hg")
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,9 @@ class DaggerConfig:
             already trained; 3e-4 is where the recipe's own cosine schedule is after ~60% of its steps).
         workers: rollout processes.
         seed: seed of round 0's first episode (above `vla eval`'s 100_000 + episodes: no overlap).
+        mode: "dagger" (every visited state labelled, beta-mixing) or "hg" (HG-DAgger: the expert's
+            corrections only; `beta` is not used).
+        tolerance: HG-DAgger's takeover tolerance (`vla.rollout.takeover.Takeover.tolerance`).
     """
 
     dataset: str
@@ -84,8 +103,13 @@ class DaggerConfig:
     lr: float = 3e-4
     workers: int = 2
     seed: int = 200_000
+    mode: str = "dagger"
+    tolerance: float = Takeover.tolerance
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"DaggerConfig.mode must be one of {MODES}, got {self.mode!r}")
+        Takeover(tolerance=self.tolerance)  # raises on a bad tolerance
         for name in ("rounds", "episodes_per_task", "steps", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DaggerConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -97,8 +121,8 @@ class DaggerConfig:
             raise ValueError(f"DaggerConfig.lr must be positive, got {self.lr}")
 
     def beta_of(self, round_: int) -> float:
-        """Beta of round `round_` (1-based)."""
-        return self.beta * self.beta_decay ** (round_ - 1)
+        """Beta of round `round_` (1-based); 0 for HG-DAgger, where the takeover decides who drives."""
+        return 0.0 if self.mode == "hg" else self.beta * self.beta_decay ** (round_ - 1)
 
 
 def suite_labeller(env: Env, suite: Suite) -> Any:
@@ -116,24 +140,30 @@ def run_dagger(cfg: DaggerConfig, *, say: Callable[[str], None] = print) -> dict
         )
     if cfg.split not in suite.splits:
         raise ValueError(f"unknown split '{cfg.split}' for suite '{cfg.suite}'; known: {list(suite.splits)}")
-    families = cfg.families or tuple(suite.families)
-    unknown = [f for f in families if f not in suite.families]
-    if unknown:
-        raise ValueError(f"unknown families {unknown} for suite '{cfg.suite}'; known: {list(suite.families)}")
-    recipe = _recipe(Path(cfg.checkpoint))
     out = Path(cfg.out)
+    data = out / "data.h5"
+    source = data if data.exists() else Path(cfg.dataset)
+    if not source.is_file():
+        raise FileNotFoundError(f"dataset {cfg.dataset} does not exist")
+    # The robot the data was recorded with picks the suite's envs (e.g. tabletop's humanoid).
+    with EpisodeDataset(source) as ds:
+        assert ds.embodiment is not None
+        env_options = embodiment_options(suite, ds.embodiment.name)
+    known = option_families(suite, env_options)
+    families = cfg.families or known
+    unknown = [f for f in families if f not in known]
+    if unknown:
+        raise ValueError(f"unknown families {unknown} for suite '{cfg.suite}'; known: {list(known)}")
+    recipe = _recipe(Path(cfg.checkpoint))
     out.mkdir(parents=True, exist_ok=True)
     _check_same_run(out / "dagger_config.json", cfg)
-    data = out / "data.h5"
     if not data.exists():
-        if not Path(cfg.dataset).is_file():
-            raise FileNotFoundError(f"dataset {cfg.dataset} does not exist")
         shutil.copyfile(cfg.dataset, out / "data.h5.tmp")
         os.replace(out / "data.h5.tmp", data)
     state = _read_state(out)
     for r in range(len(state["rounds"]) + 1, cfg.rounds + 1):
         policy = cfg.checkpoint if r == 1 else str(out / f"round_{r - 1}" / "checkpoint")
-        figures = _collect(cfg, r, families, policy=policy, data=data)
+        figures = _collect(cfg, r, families, policy=policy, data=data, env_options=env_options)
         say(f"round {r}: {json.dumps(figures)}")
         run = out / f"round_{r}"
         train_cfg = dataclasses.replace(
@@ -156,7 +186,13 @@ def run_dagger(cfg: DaggerConfig, *, say: Callable[[str], None] = print) -> dict
 
 
 def _collect(
-    cfg: DaggerConfig, r: int, families: tuple[str, ...], *, policy: str, data: Path
+    cfg: DaggerConfig,
+    r: int,
+    families: tuple[str, ...],
+    *,
+    policy: str,
+    data: Path,
+    env_options: tuple[tuple[str, Any], ...],
 ) -> dict[str, Any]:
     """Round r's labelled rollouts of `policy`, appended to `data` (only the seeds it does not hold yet)."""
     with EpisodeDataset(data) as ds:
@@ -169,12 +205,29 @@ def _collect(
         split=cfg.split,
         first_seed=cfg.seed + r * ROUND_SEEDS,
         image_size=embodiment.image_size,
+        env_options=env_options,
     )
-    have = _round_seeds(data, r)
-    todo = [j for j in jobs if (j.family, j.seed) not in have]
     writer = DatasetWriter(
         data, embodiment=embodiment, suite=cfg.suite, features=suite_features(get_suite(cfg.suite))
     )
+    if cfg.mode == "hg":
+        log = Path(cfg.out) / f"rollouts_{r}.jsonl"
+        kept = collect_corrections(
+            jobs,
+            PolicyActorFactory(policy),
+            suite_labeller,
+            Takeover(tolerance=cfg.tolerance),
+            writer=writer,
+            data=data,
+            log=log,
+            round_=r,
+            workers=cfg.workers,
+            control_hz=embodiment.control_hz,
+        )
+        compute_and_store(data)
+        return {"round": r, "beta": 0.0, "policy": policy, **kept}
+    have = _round_seeds(data, r)
+    todo = [j for j in jobs if (j.family, j.seed) not in have]
     beta = cfg.beta_of(r)
     for _, result in iter_episodes(
         todo,

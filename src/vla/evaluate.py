@@ -25,7 +25,7 @@ from vla.rollout import EpisodeJob, EpisodeResult, iter_episodes
 from vla.rollout.episode import trajectory_jerk
 from vla.rollout.extras import FeatureHook, check_hook, summarize_family
 from vla.rollout.holds import summarize_holds
-from vla.rollout.policy_actor import PolicyActorFactory
+from vla.rollout.policy_actor import PolicyActorFactory, detector_grounding_default
 
 __all__ = ["check_compatible", "evaluate", "summarize", "trajectory_jerk", "wilson_interval"]
 
@@ -101,7 +101,13 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
 
     policy, families, env_options = check_compatible(cfg)
     # 0 means "the policy's own" (config.steps_per_chunk); results.json records the value used.
-    cfg = replace(cfg, execute_steps=cfg.execute_steps or policy.config.steps_per_chunk)
+    cfg = replace(
+        cfg,
+        execute_steps=cfg.execute_steps or policy.config.steps_per_chunk,
+        detector_grounding=detector_grounding_default(
+            cfg.detector_grounding, cfg.checkpoint, cfg.suite, policy
+        ),
+    )
     size = (int(policy.embodiment.image_size[0]), int(policy.embodiment.image_size[1]))
     jobs = [
         EpisodeJob(
@@ -124,7 +130,7 @@ def evaluate(cfg: EvalConfig, *, progress: Any = None) -> dict[str, Any]:
         safety=cfg.safety,
         hook=_hook(cfg),
         instruction_check=cfg.instruction_check,
-        detector_grounding=cfg.detector_grounding,
+        detector_grounding=bool(cfg.detector_grounding),
     )
     done: dict[int, EpisodeResult] = {}
     t0 = time.perf_counter()

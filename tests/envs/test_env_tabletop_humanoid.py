@@ -242,3 +242,36 @@ def test_expert_records_its_clean_intent_while_dart_jolts_the_palm(envs) -> None
     assert clean.label is not None and np.array_equal(plain, clean.label)
     with pytest.raises(ValueError, match="dart_noise"):
         HumanoidExpert(env, dart_noise=-1.0)
+
+
+def test_relabelling_expert_goes_on_down_from_where_another_actor_descended(envs) -> None:
+    """DAgger's labeller: a palm that another actor brought down over the object early is labelled on
+    down to the grasp, where the scheduled script sends it back up to its hover point; from there the
+    labeller alone finishes the task."""
+    env = envs("pick_up")
+    assert get_suite("tabletop").labeller(env).relabel
+    # Seed 2: in seeds 0 and 1 the early descent knocks the ball, which rolls off the table.
+    obs, _ = env.reset(seed=2)
+    assert env.task is not None
+    hand, arm = env.task.hand, env.robot.space.slice(f"{env.task.hand}_arm")
+    script, labeller = HumanoidExpert(env), HumanoidExpert(env, relabel=True)
+    script.reset()
+    labeller.reset()
+    for _ in range(25):  # another actor: straight to 5 cm above the object (the hover point is 10 cm)
+        goal = env.object_position(env.task.target) + np.array([0.0, 0.0, 0.05])
+        script.act(obs)
+        labeller.act(obs)
+        delta = goal - env.palm_position(hand)
+        if np.linalg.norm(delta) < 0.006:
+            break
+        action = np.zeros(env.robot.space.dim, np.float32)
+        action[arm.start : arm.start + 3] = delta * min(1.0, 0.03 / float(np.linalg.norm(delta)))
+        obs, *_ = env.step(action)
+    assert script.act(obs)[arm.start + 2] > 0.005, "the script climbs back to its hover point"
+    assert labeller.act(obs)[arm.start + 2] < -0.005, "the labeller goes on down"
+    info = {"success": False}
+    for _ in range(env.max_steps):
+        obs, _, terminated, truncated, info = env.step(labeller.act(obs))
+        if terminated or truncated:
+            break
+    assert info["success"]

@@ -164,3 +164,121 @@ def test_dagger_resumes_after_sigkill_without_repeating_an_episode(start, tmp_pa
         seeds = [s for s, _ in episodes[r]]
         assert sorted(seeds) == [200_000 + r * ROUND_SEEDS + i for i in range(2)]
     assert (out / "round_2" / "checkpoint" / "model.safetensors").is_file()
+
+
+def test_dagger_rolls_a_g1_policy_out_on_the_g1_and_records_its_experts_labels(tiny, tmp_path) -> None:
+    """The robot of the data picks the envs (tabletop's humanoid); the humanoid labeller's actions,
+    not the untrained policy's, are what the round records."""
+    from vla.data.collect import CollectConfig, run_collection
+    from vla.robots.g1.embodiment import NAME
+
+    data = tmp_path / "g1.h5"
+    options = (("robot", "humanoid"),)
+    run_collection(
+        CollectConfig(
+            suite="tabletop",
+            families=("touch",),
+            episodes_per_task=1,
+            workers=1,
+            image_size=16,
+            env_options=options,
+        ),
+        data,
+    )
+    torch.set_num_threads(1)
+    run0 = TrainConfig(
+        dataset=str(data),
+        out=str(tmp_path / "run0"),
+        policy_overrides=tiny,
+        steps=2,
+        batch_size=8,
+        val_every=0,
+        threads=1,
+        warmup_steps=1,
+    )
+    train(run0, progress=False)
+    cfg = DaggerConfig(
+        dataset=str(data),
+        checkpoint=str(tmp_path / "run0" / "checkpoint"),
+        out=str(tmp_path / "dagger"),
+        rounds=1,
+        episodes_per_task=1,
+        steps=1,
+        workers=1,
+        beta=0.0,
+    )
+    with pytest.raises(ValueError, match="unknown families"):  # the G1's families, not the Panda's
+        run_dagger(dataclasses.replace(cfg, families=("stack",)), say=lambda _: None)
+    state = run_dagger(cfg, say=lambda _: None)
+    assert state["rounds"][0]["episodes"] == 3  # pick_up, touch, lift_box: the G1's families
+    with EpisodeDataset(tmp_path / "dagger" / "data.h5") as ds:
+        assert ds.embodiment is not None and ds.embodiment.name == NAME
+        space = ds.embodiment.action_spaces[0]
+        idle = np.r_[space.slice("waist"), space.slice("base"), space.slice("balance")]
+        for i, info in enumerate(ds.infos):
+            if "dagger_round" in info.meta:
+                actions = ds.episode(i).actions
+                # The expert keeps waist, base and balance at 0; an untrained policy's outputs are not.
+                assert np.all(actions[:, idle] == 0.0), info.family
+                assert np.all(np.abs(actions[:, :3]) <= 0.04 + 1e-6)
+
+
+def test_takeover_gate_waits_its_patience_holds_and_hands_back() -> None:
+    from vla.rollout.takeover import Takeover
+
+    gate = Takeover(tolerance=0.25, patience=2, hold=3).gate(
+        np.array([-1.0, 0.0, 5.0]), np.array([1.0, 1.0, 5.0])
+    )
+    label = np.array([0.0, 1.0, 5.0])
+    near, far = np.array([0.4, 1.0, 5.0]), np.array([0.0, 0.5, 9.0])  # 0.2 and 0.5 of a range
+    assert gate.discrepancy(near, label) == pytest.approx(0.2)
+    assert gate.discrepancy(far, label) == pytest.approx(0.5)  # the fixed third dimension never counts
+    steps = [gate.step(a, label) for a in (far, near, far, far, near, near, near, near)]
+    # One stray step is forgiven; two in a row take over; it drives 3 steps, then hands back on agreement.
+    assert steps == [False, False, False, True, True, True, False, False]
+    gate.reset()
+    assert [gate.step(np.array([np.nan, 1.0, 5.0]), label) for _ in range(2)] == [False, True]
+    with pytest.raises(ValueError, match="tolerance"):
+        Takeover(tolerance=0.0)
+    with pytest.raises(ValueError, match="hold"):
+        Takeover(hold=0)
+
+
+def test_hg_dagger_keeps_only_the_experts_corrections_and_resumes_from_its_log(start, tmp_path) -> None:
+    data, checkpoint = start
+    out = tmp_path / "hg"
+    cfg = DaggerConfig(
+        dataset=str(data),
+        checkpoint=str(checkpoint),
+        out=str(out),
+        families=(FAMILY,),
+        rounds=1,
+        episodes_per_task=2,
+        steps=1,
+        workers=1,
+        mode="hg",
+        tolerance=0.2,
+    )
+    (r1,) = run_dagger(cfg, say=lambda _: None)["rounds"]
+    assert r1["beta"] == 0.0 and r1["episodes"] == 2
+    assert 0 < r1["labelled_steps"] < r1["visited_steps"], r1  # the untrained policy strays, then is let go
+    with EpisodeDataset(out / "data.h5") as ds:
+        kept = [
+            (info, ds.episode(i).actions) for i, info in enumerate(ds.infos) if "dagger_round" in info.meta
+        ]
+    assert len(kept) == r1["corrections"] >= 2
+    assert sum(len(a) for _, a in kept) == r1["labelled_steps"]
+    for info, actions in kept:
+        assert np.all(actions[:, 6] == 1.0), "only the expert's actions: touch holds the gripper closed"
+        assert info.meta["stretch_start"] >= 1, "the expert takes over after its patience, never at once"
+    # A rollout whose log line was torn by a kill reruns, and its stretches are not written twice.
+    log = out / "rollouts_1.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text(lines[0] + "\n" + lines[1][:5])
+    (out / "dagger_state.json").unlink()
+    (again,) = run_dagger(cfg, say=lambda _: None)["rounds"]
+    assert again["resumed_with"] == 1 and again["labelled_steps"] == r1["labelled_steps"]
+    with EpisodeDataset(out / "data.h5") as ds:
+        assert sum("dagger_round" in info.meta for info in ds.infos) == len(kept)
+    with pytest.raises(ValueError, match="mode"):
+        DaggerConfig(dataset="d", checkpoint="c", mode="hgg")

@@ -25,6 +25,12 @@ def dagger_cmd(
     steps: Annotated[int, Opt(min=1, help="fine-tuning steps per round")] = 1000,
     lr: Annotated[float, Opt(help="peak learning rate of the fine-tuning")] = 3e-4,
     workers: Annotated[int, Opt(min=1, help="rollout processes")] = 2,
+    mode: Annotated[
+        str, Opt(help="dagger: label every visited state (beta-mixing); hg: HG-DAgger, corrections only")
+    ] = "dagger",
+    tolerance: Annotated[
+        float, Opt(help="hg: the takeover tolerance, a fraction of each action dimension's range")
+    ] = 0.25,
 ) -> None:
     """DAgger: roll the policy out, label every visited state with the expert, aggregate, fine-tune."""
     from vla.dagger import DaggerConfig, run_dagger
@@ -44,6 +50,8 @@ def dagger_cmd(
             steps=steps,
             lr=lr,
             workers=workers,
+            mode=mode,
+            tolerance=tolerance,
         )
         state = run_dagger(cfg, say=typer.echo)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:

@@ -187,7 +187,9 @@ def eval_cmd(
             retries=step_retries,
             replans=replans,
             out=out,
-            detector_grounding=sets.detector_grounding,
+            # Off unless asked on the long-horizon route: end to end it did not help there
+            # (docs/measured.md, "Grounding from the presence net"), unlike single steps.
+            detector_grounding=bool(sets.detector_grounding),
             instruction_check=sets.instruction_check,
         )
         return

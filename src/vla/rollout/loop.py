@@ -3,7 +3,8 @@
 Every rollout in the code base goes through `run_episode`: scripted experts (`vla env expert`, the
 collector), policies (`vla eval`, through `vla.rollout.policy_actor`) and DAgger-style runs, where a
 second actor, the *labeller* (e.g. the expert), is asked for its action on every state the actor visits
-and, with probability `beta` per step, its action is the one executed (beta-mixing, Ross et al. 2011).
+and, with probability `beta` per step, its action is the one executed (beta-mixing, Ross et al. 2011),
+or, with a `Takeover`, wherever the actor strays from it (HG-DAgger, `vla.rollout.takeover`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from vla.envs.base import Env, Suite
 from vla.rollout.episode import ActorStats, EpisodeJob, EpisodeResult, trajectory_jerk
 from vla.rollout.perturb import Perturber
+from vla.rollout.takeover import Takeover
 
 # Stream index of the beta-mixing draws, so they never coincide with an env's or an expert's stream.
 _MIX_STREAM = 11
@@ -135,6 +137,7 @@ def run_episode(
     *,
     labeller: Actor | None = None,
     beta: float = 0.0,
+    takeover: Takeover | None = None,
 ) -> EpisodeResult:
     """Runs one episode of `actor` in `env` with the job's seed until success or truncation.
 
@@ -147,6 +150,8 @@ def run_episode(
         beta: probability per step of executing the labeller's action instead of the actor's (the
             actor still acts every step, so its history and chunks stay continuous). Draws come from
             the episode seed: the same job mixes the same way.
+        takeover: instead of beta, the labeller takes over where the actor's action strays from its
+            own and hands back once they agree again (HG-DAgger; needs a labeller and beta 0).
 
     Returns:
         The episode's result (see `EpisodeResult`).
@@ -155,6 +160,12 @@ def run_episode(
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     if beta > 0 and labeller is None:
         raise ValueError(f"beta={beta} mixes in a labeller's actions, but no labeller was given")
+    if takeover is not None and (labeller is None or beta > 0):
+        raise ValueError("a takeover needs a labeller and beta 0 (it decides who drives instead of beta)")
+    gate = None
+    if takeover is not None:
+        space = env.action_space  # type: ignore[attr-defined]  # every suite env has gym bounds
+        gate = takeover.gate(space.low, space.high)
     start = time.perf_counter()
     obs, _ = env.reset(seed=int(job.seed))
     instruction = str(obs["instruction"])
@@ -170,6 +181,8 @@ def run_episode(
         actor.reset()
         if labeller is not None:
             labeller.reset()
+        if gate is not None:
+            gate.reset()
         for _ in range(env.max_steps):
             action = np.asarray(actor.act(seen), dtype=np.float32)
             executed, label, from_labeller = action, None, False
@@ -177,8 +190,12 @@ def run_episode(
                 # Asked on the state the actor is in, before the env moves on (DAgger's query).
                 proposal = np.asarray(labeller.act(obs), dtype=np.float32)
                 label = _label(labeller, proposal)
-                if beta > 0 and mix.random() < beta:
-                    executed, from_labeller = proposal, True
+                if gate is not None:
+                    from_labeller = gate.step(action, label)
+                elif beta > 0:
+                    from_labeller = bool(mix.random() < beta)
+                if from_labeller:
+                    executed = proposal
             rec.step(seen, _label(actor, action), label, from_labeller)
             obs, reward, terminated, truncated, info = env.step(executed)
             seen = view(obs)

@@ -26,6 +26,7 @@ from typing import Any
 from vla.envs.base import Env, get_suite, register_suite, runtime_suites
 from vla.rollout.episode import EpisodeJob, EpisodeResult
 from vla.rollout.loop import Actor, ActorFactory, expert_actor, run_episode
+from vla.rollout.takeover import Takeover
 
 # Envs a lane keeps between jobs, least recently used evicted first. A suite with many tasks (Meta-World
 # MT50: 50 envs of ~200 MB each per lane) would otherwise hold every task's MuJoCo model and GL context
@@ -44,11 +45,13 @@ class LaneSpec:
         make_actor: builds the actor for an env inside the worker.
         make_labeller: optionally builds a labeller for an env (see `run_episode`).
         beta: probability per step of executing the labeller's action.
+        takeover: instead of beta, when the labeller takes over (HG-DAgger, see `run_episode`).
     """
 
     make_actor: ActorFactory = expert_actor
     make_labeller: ActorFactory | None = None
     beta: float = 0.0
+    takeover: Takeover | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.make_actor):
@@ -57,6 +60,8 @@ class LaneSpec:
             raise ValueError(f"beta must be in [0, 1], got {self.beta}")
         if self.beta > 0 and self.make_labeller is None:
             raise ValueError(f"beta={self.beta} mixes in a labeller's actions, but no labeller was given")
+        if self.takeover is not None and (self.make_labeller is None or self.beta > 0):
+            raise ValueError("a takeover needs a labeller and beta 0 (it decides who drives instead of beta)")
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,9 @@ class _Lane:
             labeller = self.spec.make_labeller(env, suite) if self.spec.make_labeller is not None else None
             self.cache[job.env_key] = (env, self.spec.make_actor(env, suite), labeller)
         env, actor, labeller = self.cache[job.env_key]
-        return run_episode(env, actor, job, labeller=labeller, beta=self.spec.beta)
+        return run_episode(
+            env, actor, job, labeller=labeller, beta=self.spec.beta, takeover=self.spec.takeover
+        )
 
     def close(self) -> None:
         for env, _, _ in self.cache.values():
@@ -162,6 +169,7 @@ def iter_episodes(
     threads: int = 1,
     labeller: ActorFactory | None = None,
     beta: float = 0.0,
+    takeover: Takeover | None = None,
     record_frames: bool = False,
     record_steps: bool = False,
     isolate: bool = False,
@@ -179,6 +187,7 @@ def iter_episodes(
         threads: OpenMP/torch threads of each worker process (not changed in this process).
         labeller: optional factory of a second actor queried on every visited state (DAgger).
         beta: probability per step of executing the labeller's action instead of the actor's.
+        takeover: instead of beta, the labeller drives where the actor strays (HG-DAgger).
         record_frames: keep camera frames of every episode (else per job, `EpisodeJob.record_frames`).
         record_steps: keep observations and actions of every episode (else per job).
         isolate: run in spawned worker processes even with `workers=1`, so that this process's GL
@@ -187,7 +196,7 @@ def iter_episodes(
     _check_count("workers", workers)
     _check_count("envs_per_worker", envs_per_worker)
     _check_count("threads", threads)
-    spec = LaneSpec(make_actor, labeller, beta)
+    spec = LaneSpec(make_actor, labeller, beta, takeover)
     todo = [
         replace(
             j, record_frames=j.record_frames or record_frames, record_steps=j.record_steps or record_steps

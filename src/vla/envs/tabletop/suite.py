@@ -129,17 +129,15 @@ class TabletopSuite:
             return HumanoidExpert(env)
         return LongHorizonExpert(env) if isinstance(env, LongHorizonEnv) else TabletopExpert(env)
 
-    def labeller(self, env: Any) -> TabletopExpert:
-        """The expert in relabelling mode (`TabletopExpert(relabel=True)`): it labels any visited state.
-
-        Raises:
-            TypeError: for a humanoid env, whose experts follow their own schedule only.
-        """
+    def labeller(self, env: Any) -> Any:
+        """The expert in relabelling mode (`relabel=True`): it labels any visited state (DAgger)."""
         from vla.envs.tabletop.humanoid.env import HumanoidTabletopEnv
         from vla.envs.tabletop.long_env import LongHorizonEnv, LongHorizonExpert
 
         if isinstance(env, HumanoidTabletopEnv):
-            raise TypeError("the humanoid tabletop experts have no relabelling mode (no DAgger labels yet)")
+            from vla.envs.tabletop.humanoid.expert import HumanoidExpert
+
+            return HumanoidExpert(env, relabel=True)
 
         if isinstance(env, LongHorizonEnv):
             return LongHorizonExpert(env, relabel=True)

@@ -45,6 +45,10 @@ BOX_CLOSURE = 0.5
 # The squeeze stops once both palms have touched the box this many steps in a row; squeezing for its
 # whole 20-step budget pushed the box 6-9 cm forward and out of the grip in 8 of 20 seeds (measured).
 BOX_GRIP_STEPS = 2
+# Relabelling (DAgger): the object moved this far (m) from where the script anchored its grasp, with
+# nothing holding it (knocked), or the palm is this far from the grasp point while closing: start over.
+KNOCKED = 0.02
+GRASP_LEFT = 0.03
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,14 @@ class Phase:
 class HumanoidExpert:
     """Scripted demonstrator for a `HumanoidTabletopEnv` (any family and split)."""
 
-    def __init__(self, env: HumanoidTabletopEnv, *, noise: float = 0.002, dart_noise: float = 0.006) -> None:
+    def __init__(
+        self,
+        env: HumanoidTabletopEnv,
+        *,
+        noise: float = 0.002,
+        dart_noise: float = 0.006,
+        relabel: bool = False,
+    ) -> None:
         if not isinstance(env, HumanoidTabletopEnv):
             raise TypeError(f"HumanoidExpert needs a HumanoidTabletopEnv, got {type(env).__name__}")
         if noise < 0 or dart_noise < 0:
@@ -88,7 +99,15 @@ class HumanoidExpert:
         # to come back from the drift a learned policy makes. Free-space moves only (> 3 cm from the
         # waypoint, nothing held): near a grasp precision matters, and a jolt can shake a load loose.
         self.dart_noise = dart_noise
+        # Labelling states another actor visits (DAgger, `relabel`), as the Panda expert's mode: the
+        # script follows the scene instead of its own schedule (`_follow_scene`). A phase that waits for
+        # a tolerance never times out; a palm already on the descent column below the hover point goes
+        # on down instead of being sent back up; "close" lasts until the hand holds the object; a
+        # knocked object, a palm that left the grasp point or a lost load starts over, with no retry
+        # limit. Off by default: the demonstrations stay as they were.
+        self.relabel = relabel
         self.label: np.ndarray | None = None
+        self._anchor: list[np.ndarray] = []  # where the grasp was planned (set by the scripts)
         self._episode = -1
         self._phases: list[Phase] = []
         self._phase = 0
@@ -125,11 +144,16 @@ class HumanoidExpert:
         if self._lost_object():
             self._phase, self._phase_steps = 0, 0
             self._retries += 1
+        if self.relabel:
+            self._follow_scene(palms)
         while self._phase < len(self._phases):
             ph = self._phases[self._phase]
             err = max(float(np.linalg.norm(t - palms[h])) for h, t in ph.targets().items())
             reached = ph.tol is not None and err < ph.tol
-            if reached or self._phase_steps >= ph.steps or (ph.until is not None and ph.until()):
+            timed_out = self._phase_steps >= ph.steps and not (self.relabel and ph.tol is not None)
+            if self.relabel and ph.name == "close" and not self._held():
+                timed_out = False  # keep closing until the fingers hold it
+            if reached or timed_out or (ph.until is not None and ph.until()):
                 self._phase, self._phase_steps = self._phase + 1, 0
                 continue
             break
@@ -165,16 +189,49 @@ class HumanoidExpert:
             return np.array([closure, closure])
         return np.array([closure, 0.0]) if task.hand == "left" else np.array([0.0, closure])
 
-    def _lost_object(self) -> bool:
-        if self._phase >= len(self._phases) or not self._phases[self._phase].holding:
-            return False
-        if self._retries >= MAX_RETRIES:
-            return False
+    def _held(self) -> bool:
+        """Whether the acting hand(s) touch the target now."""
         task = self.env.task
         assert task is not None
         contacts = self.env.sim_state().contacts
         hands = ("left", "right") if task.hand == "both" else (task.hand,)
-        return not all(task.target in contacts[h] for h in hands)
+        return all(task.target in contacts[h] for h in hands)
+
+    def _lost_object(self) -> bool:
+        if self._phase >= len(self._phases) or not self._phases[self._phase].holding:
+            return False
+        if self._retries >= MAX_RETRIES and not self.relabel:
+            return False
+        return not self._held()
+
+    def _follow_scene(self, palms: dict[str, np.ndarray]) -> None:
+        """Relabelling: moves the script to where the scene is (see `relabel` in `__init__`)."""
+        if self._phase >= len(self._phases):
+            return
+        task = self.env.task
+        assert task is not None
+        names = [ph.name for ph in self._phases]
+        name = names[self._phase]
+        pick = task.family == "pick_up"
+        if pick and self._phase < names.index("lift") and self._anchor:
+            moved = float(np.linalg.norm((self.env.object_position(task.target) - self._anchor[0])[:2]))
+            if moved > KNOCKED and not self._held():  # knocked off the grasp point: go round again
+                self._phase, self._phase_steps = 0, 0
+                return
+        if name == "close" and pick:
+            targets = self._phases[self._phase].targets()
+            if any(float(np.linalg.norm(t - palms[h])) > GRASP_LEFT for h, t in targets.items()):
+                self._phase, self._phase_steps = 0, 0
+                return
+        if name == "above" and self._phase + 1 < len(self._phases):
+            # On the descent column (within the phase's tolerance sideways) and already below the
+            # hover point: the other actor went down early; carry on down rather than back up.
+            ph = self._phases[self._phase]
+            targets = ph.targets()
+            side = max(float(np.linalg.norm((t - palms[h])[:2])) for h, t in targets.items())
+            below = all(palms[h][2] < t[2] for h, t in targets.items())
+            if ph.tol is not None and side < ph.tol and below:
+                self._phase, self._phase_steps = self._phase + 1, 0
 
     def _plan(self, spec: tasks.EpisodeSpec) -> list[Phase]:
         env, t = self.env, spec.target
@@ -187,6 +244,7 @@ class HumanoidExpert:
         # nudged by the descending wrist rolled on, the palm followed it, nudged it again, and chased
         # it 8 cm inward until the robot had to bend and tipped over (issue 22, seed 1).
         anchor = [env.object_position(t)]
+        self._anchor = anchor
 
         def at(dz: float, *, live: bool = True) -> Callable[[], dict[str, np.ndarray]]:
             def targets() -> dict[str, np.ndarray]:
@@ -235,6 +293,7 @@ class HumanoidExpert:
         # the approach phases), not where it is now: targets that followed the live box chased it
         # across the table when one palm touched it first.
         centre = [env.object_position(t)]
+        self._anchor = centre
 
         def beside(offset: float, dz: float = 0.0, *, live: bool) -> Callable[[], dict[str, np.ndarray]]:
             def targets() -> dict[str, np.ndarray]:
