@@ -181,8 +181,6 @@ def run_episode(
         actor.reset()
         if labeller is not None:
             labeller.reset()
-        if gate is not None:
-            gate.reset()
         for _ in range(env.max_steps):
             action = np.asarray(actor.act(seen), dtype=np.float32)
             executed, label, from_labeller = action, None, False
